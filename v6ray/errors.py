@@ -1,0 +1,107 @@
+"""One exception tree for v6ray.
+
+Every class survives pickling (Ray ships exceptions between processes): each keeps its
+constructor arguments in ``args`` so ``pickle`` can rebuild it.
+"""
+
+from __future__ import annotations
+
+
+class V6RayError(Exception):
+    """Base of every error v6ray raises on purpose."""
+
+
+class InvalidRequest(V6RayError, ValueError):
+    """A submitted request is malformed; ``field`` names the culprit. Nothing was queued."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.field = field
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"invalid {self.field}: {self.reason}"
+
+
+class UnknownTable(V6RayError, ValueError):
+    """A table name that is not one of v6ray's registered tables."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+    def __str__(self) -> str:
+        from v6ray.storage.schemas import TABLES
+
+        return f"unknown table {self.name!r}; known tables: {', '.join(sorted(TABLES))}"
+
+
+class NotRunning(V6RayError, RuntimeError):
+    """The v6ray service (its Ray actors) is not reachable."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        hint = "start it with `v6ray up --simulate` (or `v6ray up` for a real IB Gateway)"
+        return f"v6ray is not running{': ' + self.detail if self.detail else ''}; {hint}"
+
+
+class RequestTimeout(V6RayError, TimeoutError):
+    """``wait`` gave up before the request reached a final status."""
+
+    def __init__(self, request_id: str, timeout: float) -> None:
+        super().__init__(request_id, timeout)
+        self.request_id = request_id
+        self.timeout = timeout
+
+    def __str__(self) -> str:
+        return f"request {self.request_id} not finished after {self.timeout:g} s"
+
+
+class UnknownRequest(V6RayError, KeyError):
+    """No request with this id exists in the queue."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return f"no request with id {self.request_id!r}"
+
+
+class IBRequestError(V6RayError):
+    """IB answered a request with an error; IB's code and message are kept structured."""
+
+    def __init__(self, code: int, message: str, *, retryable: bool) -> None:
+        super().__init__(code, message, retryable)
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+    def __str__(self) -> str:
+        return f"IB error {self.code}: {self.message}"
+
+
+class GatewayUnavailable(V6RayError, ConnectionError):
+    """The IB connection is down or the circuit breaker is open; retry later."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"IB gateway unavailable: {self.detail}"
+
+
+class StorageError(V6RayError):
+    """A Delta table could not be written after retries."""
+
+    def __init__(self, table: str, detail: str) -> None:
+        super().__init__(table, detail)
+        self.table = table
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"writing table {self.table!r} failed: {self.detail}"

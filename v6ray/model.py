@@ -1,0 +1,265 @@
+"""The request model: what a request is, its statuses, and validation at submit time (pure).
+
+``new_request`` is the single door into the queue: anything it accepts is well-formed for
+its handler, anything else raises ``InvalidRequest`` naming the field, before anything is
+queued. Parameter rules per request type live in ``v6ray.parameters``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import Enum, IntEnum
+from typing import Any
+
+from v6ray import constants
+from v6ray.errors import InvalidRequest
+
+
+class RequestType(str, Enum):
+    """What IB is asked for; each type has one handler and one result table."""
+
+    OPTION_CHAIN = "option_chain"  # snapshots of an underlying's options near a target DTE
+    FUTURES_SNAPSHOT = "futures_snapshot"  # one futures contract's quote
+    MARKET_BARS = "market_bars"  # historical OHLCV bars
+    POSITION_UPDATE = "position_update"  # the account's positions
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Priority(IntEnum):
+    """Lower value is served first."""
+
+    IMMEDIATE = 1  # a person is waiting for it
+    NORMAL = 2  # scheduled collection
+    BACKGROUND = 3  # backfills; served when nothing else waits (but never starved)
+
+
+class Status(str, Enum):
+    """Life of a request: PENDING → PROCESSING → SUCCESS | FAILED (or PENDING → CANCELLED)."""
+
+    PENDING = "PENDING"  # queued, claimable once ``not_before`` has passed
+    PROCESSING = "PROCESSING"  # leased to a gateway; the lease expiring makes it PENDING again
+    SUCCESS = "SUCCESS"  # rows committed; ``result_data`` says where
+    FAILED = "FAILED"  # final error, or retries exhausted (dead letter); see ``error_message``
+    CANCELLED = "CANCELLED"  # withdrawn while still PENDING
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL_STATUSES
+
+
+_FINAL_STATUSES = frozenset({Status.SUCCESS, Status.FAILED, Status.CANCELLED})
+
+# The table each request type writes; ``result_table`` must name it.
+RESULT_TABLES: dict[RequestType, str] = {
+    RequestType.OPTION_CHAIN: constants.OPTION_SNAPSHOTS_TABLE,
+    RequestType.FUTURES_SNAPSHOT: constants.FUTURES_SNAPSHOTS_TABLE,
+    RequestType.MARKET_BARS: constants.MARKET_BARS_TABLE,
+    RequestType.POSITION_UPDATE: constants.POSITIONS_TABLE,
+}
+
+SUBMISSION_FIELDS = ("request_type", "symbol", "priority", "parameters", "result_table")
+ALL_SYMBOLS = "*"
+_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-/ ]*$")
+
+
+@dataclass(frozen=True, slots=True, eq=True)
+class IBRequest:
+    """One request and its current state (one row of ``ib_requests``). Treat as immutable."""
+
+    request_id: str
+    request_type: RequestType
+    symbol: str
+    priority: Priority
+    status: Status
+    parameters: dict[str, Any]
+    result_table: str
+    created_at: datetime
+    updated_at: datetime
+    attempts: int = 0
+    error_message: str | None = None
+    result_data: dict[str, Any] | None = None
+    # Scheduling state the queue keeps beside the contract columns:
+    not_before: datetime | None = None  # retry backoff: not claimable before this instant
+    lease_owner: str | None = None  # the worker holding the PROCESSING lease
+    lease_expires_at: datetime | None = None  # PENDING again after this instant
+    dedup_key: str = field(default="", compare=False)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status.is_final
+
+    @property
+    def parameters_json(self) -> str:
+        return canonical_json(self.parameters)
+
+    def with_changes(self, **changes: Any) -> IBRequest:
+        return replace(self, **changes)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces: equal parameters give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def dedup_key(request_type: RequestType, symbol: str, parameters: Mapping[str, Any]) -> str:
+    """Requests with the same key ask IB the same question and may share one IB call."""
+    return f"{request_type.value}|{symbol}|{canonical_json(parameters)}"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def parse_request_type(value: Any) -> RequestType:
+    if isinstance(value, RequestType):
+        return value
+    if isinstance(value, str):
+        try:
+            return RequestType(value.strip().lower())
+        except ValueError:
+            pass
+    known = ", ".join(t.value for t in RequestType)
+    raise InvalidRequest("request_type", f"{value!r} is not one of {known}")
+
+
+def parse_priority(value: Any) -> Priority:
+    if isinstance(value, Priority):
+        return value
+    if isinstance(value, str) and value.strip().upper() in Priority.__members__:
+        return Priority[value.strip().upper()]
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 3:
+        return Priority(value)
+    raise InvalidRequest("priority", f"{value!r} is not 1 (IMMEDIATE), 2 (NORMAL) or 3 (BACKGROUND)")
+
+
+def parse_symbol(value: Any, request_type: RequestType) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest("symbol", f"must be text, got {type(value).__name__}")
+    symbol = value.strip().upper()
+    if not symbol:
+        raise InvalidRequest("symbol", "is empty")
+    if len(symbol) > constants.MAX_SYMBOL_LENGTH:
+        raise InvalidRequest("symbol", f"longer than {constants.MAX_SYMBOL_LENGTH} characters")
+    if symbol == ALL_SYMBOLS:
+        if request_type is RequestType.POSITION_UPDATE:
+            return symbol
+        raise InvalidRequest("symbol", "'*' (all) is only meaningful for position_update")
+    if not _SYMBOL_RE.match(symbol):
+        raise InvalidRequest(
+            "symbol", f"{value!r} may hold only letters, digits, '.', '-', '/' and spaces"
+        )
+    return symbol
+
+
+def parse_parameters_payload(value: Any) -> dict[str, Any]:
+    """Accept a mapping or JSON object text; enforce the size limit; return a plain dict."""
+    if value is None:
+        return {}
+    if isinstance(value, str | bytes):
+        if len(value) > constants.MAX_PARAMETERS_BYTES:
+            raise _oversized(len(value))
+        try:
+            value = json.loads(value)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidRequest("parameters", f"is not valid JSON ({exc})") from None
+    if not isinstance(value, Mapping):
+        raise InvalidRequest("parameters", f"must be a JSON object, got {type(value).__name__}")
+    try:
+        text = canonical_json(dict(value))
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest("parameters", f"is not JSON-serializable ({exc})") from None
+    if len(text.encode()) > constants.MAX_PARAMETERS_BYTES:
+        raise _oversized(len(text.encode()))
+    for key in value:
+        if not isinstance(key, str):
+            raise InvalidRequest("parameters", f"keys must be text, got {key!r}")
+    return dict(value)
+
+
+def _oversized(size: int) -> InvalidRequest:
+    limit = constants.MAX_PARAMETERS_BYTES
+    return InvalidRequest("parameters", f"payload is {size} bytes; the limit is {limit}")
+
+
+def parse_result_table(value: Any, request_type: RequestType) -> str:
+    expected = RESULT_TABLES[request_type]
+    if value is None:
+        return expected
+    from v6ray.storage.schemas import TABLES
+
+    if not isinstance(value, str) or value not in TABLES:
+        raise InvalidRequest(
+            "result_table", f"{value!r} is not a registered table ({', '.join(sorted(TABLES))})"
+        )
+    if value != expected:
+        raise InvalidRequest(
+            "result_table", f"{request_type.value} results are written to {expected!r}"
+        )
+    return value
+
+
+def new_request(
+    request_type: Any,
+    symbol: Any,
+    *,
+    priority: Any = Priority.NORMAL,
+    parameters: Any = None,
+    result_table: Any = None,
+    now: datetime | None = None,
+    request_id: str | None = None,
+) -> IBRequest:
+    """Validate a submission and build its PENDING request; raises ``InvalidRequest``."""
+    from v6ray.parameters import normalize_parameters
+
+    rtype = parse_request_type(request_type)
+    sym = parse_symbol(symbol, rtype)
+    prio = parse_priority(priority)
+    params = normalize_parameters(rtype, sym, parse_parameters_payload(parameters))
+    table = parse_result_table(result_table, rtype)
+    stamp = now or utc_now()
+    return IBRequest(
+        request_id=request_id or str(uuid.uuid4()),
+        request_type=rtype,
+        symbol=sym,
+        priority=prio,
+        status=Status.PENDING,
+        parameters=params,
+        result_table=table,
+        created_at=stamp,
+        updated_at=stamp,
+        dedup_key=dedup_key(rtype, sym, params),
+    )
+
+
+def request_from_submission(item: Any, *, now: datetime | None = None) -> IBRequest:
+    """Build a request from one ``submit_many`` item (a mapping of the submission fields)."""
+    if not isinstance(item, Mapping):
+        raise InvalidRequest("request", f"each item must be a mapping, got {type(item).__name__}")
+    unknown = sorted(str(k) for k in item if k not in SUBMISSION_FIELDS)
+    if unknown:
+        raise InvalidRequest(unknown[0], f"unknown field; allowed: {', '.join(SUBMISSION_FIELDS)}")
+    if "request_type" not in item:
+        raise InvalidRequest("request_type", "is required")
+    if "symbol" not in item:
+        raise InvalidRequest("symbol", "is required")
+    return new_request(
+        item["request_type"],
+        item["symbol"],
+        priority=item.get("priority", Priority.NORMAL),
+        parameters=item.get("parameters"),
+        result_table=item.get("result_table"),
+        now=now,
+    )

@@ -1,0 +1,222 @@
+"""Parameter rules per request type (pure).
+
+Each rule checks one parameter's type and range and returns its normalized value, so that
+two submissions that ask IB the same question end up with equal parameters (and coalesce).
+Defaults that do not depend on the clock are filled in for the same reason; ``end`` of
+``market_bars`` is left out when absent, meaning "now at execution time".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from v6ray import ib_limits
+from v6ray.errors import InvalidRequest
+from v6ray.model import RequestType
+
+MAX_DTE = 1100  # about three years: IB lists no listed option expiring later
+MAX_STRIKES_PER_SIDE = 50
+# A market_bars request may exceed IB's per-request duration (the gateway splits it into
+# chunks) but not without bound: more chunks than this is a mistake, not a backfill.
+MAX_BAR_CHUNKS = 1000
+FUTURES_SEC_TYPES = frozenset({"STK", "IND", "FUT", "CONTFUT", "CASH"})
+_MONTH_RE = re.compile(r"^(\d{4})(0[1-9]|1[0-2])$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
+
+_REQUIRED = object()
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one parameter is checked and normalized; ``check`` raises ``ValueError``."""
+
+    check: Callable[[Any], Any]
+    default: Any = _ABSENT
+
+
+def _integer(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be a whole number, got {type(value).__name__}")
+        if not low <= value <= high:
+            raise ValueError(f"must be within {low}..{high}, got {value}")
+        return value
+
+    return check
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be text, got {type(value).__name__}")
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _exchange(value: Any) -> str:
+    text = _text(value).strip().upper()
+    if not _NAME_RE.match(text):
+        raise ValueError(f"{value!r} is not an exchange name")
+    return text
+
+
+def _account(value: Any) -> str:
+    text = _text(value).strip()
+    if not _NAME_RE.match(text):
+        raise ValueError(f"{value!r} is not an account id")
+    return text
+
+
+def _contract_month(value: Any) -> str:
+    text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not _MONTH_RE.match(text):
+        raise ValueError(f"must be YYYYMM, got {value!r}")
+    return text
+
+
+def _rights(value: Any) -> str:
+    text = _text(value).strip().upper()
+    if text in ("C", "CALL", "CALLS"):
+        return "C"
+    if text in ("P", "PUT", "PUTS"):
+        return "P"
+    if text in ("BOTH", "CP", "C,P", "ALL"):
+        return "both"
+    raise ValueError(f"must be C, P or both, got {value!r}")
+
+
+def _duration(value: Any) -> str:
+    return str(ib_limits.parse_duration(_text(value)))
+
+
+def _bar_size(value: Any) -> str:
+    text = " ".join(_text(value).split()).lower()
+    aliases = {"1 sec": "1 secs", "1 hr": "1 hour", "1 hours": "1 hour", "1 mins": "1 min"}
+    text = aliases.get(text, text)
+    if text not in ib_limits.BAR_SIZE_SECONDS:
+        raise ValueError(f"{value!r} is not one of IB's bar sizes ({', '.join(ib_limits.BAR_SIZE_SECONDS)})")
+    return text
+
+
+def _what_to_show(value: Any) -> str:
+    text = _text(value).strip().upper()
+    if text not in ib_limits.WHAT_TO_SHOW:
+        raise ValueError(f"must be one of {', '.join(sorted(ib_limits.WHAT_TO_SHOW))}")
+    return text
+
+
+def _instant(value: Any) -> str:
+    """An ISO datetime; naive means UTC. Normalized to ``YYYY-MM-DDTHH:MM:SS+00:00``."""
+    try:
+        stamp = datetime.fromisoformat(_text(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"must be an ISO datetime such as 2026-11-27T21:00:00Z, got {value!r}") from None
+    stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+    return stamp.replace(microsecond=0).isoformat()
+
+
+def _sec_type(value: Any) -> str:
+    text = _text(value).strip().upper()
+    if text not in FUTURES_SEC_TYPES:
+        raise ValueError(f"must be one of {', '.join(sorted(FUTURES_SEC_TYPES))}")
+    return text
+
+
+RULES: dict[RequestType, dict[str, Rule]] = {
+    RequestType.OPTION_CHAIN: {
+        "dte": Rule(_integer(0, MAX_DTE)),
+        "dte_min": Rule(_integer(0, MAX_DTE)),
+        "dte_max": Rule(_integer(0, MAX_DTE)),
+        "strikes": Rule(_integer(1, MAX_STRIKES_PER_SIDE), default=10),
+        "rights": Rule(_rights, default="both"),
+        "exchange": Rule(_exchange, default="SMART"),
+    },
+    RequestType.FUTURES_SNAPSHOT: {
+        "contract_month": Rule(_contract_month),
+        "exchange": Rule(_exchange, default="CME"),
+    },
+    RequestType.MARKET_BARS: {
+        "duration": Rule(_duration, default="5 D"),
+        "bar_size": Rule(_bar_size, default="1 hour"),
+        "what_to_show": Rule(_what_to_show, default="TRADES"),
+        "use_rth": Rule(_boolean, default=True),
+        "end": Rule(_instant),
+        "sec_type": Rule(_sec_type),
+        "exchange": Rule(_exchange),
+        "contract_month": Rule(_contract_month),
+    },
+    RequestType.POSITION_UPDATE: {
+        "account": Rule(_account),
+    },
+}
+
+
+def normalize_parameters(
+    request_type: RequestType, symbol: str, parameters: dict[str, Any]
+) -> dict[str, Any]:
+    """Check every parameter of ``request_type``; return them normalized, defaults filled."""
+    rules = RULES[request_type]
+    for key in parameters:
+        if key not in rules:
+            allowed = ", ".join(rules) or "none"
+            raise InvalidRequest(f"parameters.{key}", f"unknown parameter; allowed: {allowed}")
+    out: dict[str, Any] = {}
+    for key, rule in rules.items():
+        if key in parameters:
+            try:
+                out[key] = rule.check(parameters[key])
+            except ValueError as exc:
+                raise InvalidRequest(f"parameters.{key}", str(exc)) from None
+        elif rule.default is not _ABSENT:
+            out[key] = rule.default
+    _CROSS_CHECKS[request_type](out, parameters)
+    return out
+
+
+def _check_option_chain(out: dict[str, Any], given: dict[str, Any]) -> None:
+    has_range = "dte_min" in given or "dte_max" in given
+    if "dte" in given and has_range:
+        raise InvalidRequest("parameters.dte", "give dte or dte_min/dte_max, not both")
+    if has_range:
+        for key in ("dte_min", "dte_max"):
+            if key not in given:
+                raise InvalidRequest(f"parameters.{key}", "dte_min and dte_max go together")
+        if out["dte_min"] > out["dte_max"]:
+            raise InvalidRequest("parameters.dte_min", "is greater than dte_max")
+    else:
+        out.setdefault("dte", 45)
+
+
+def _check_market_bars(out: dict[str, Any], given: dict[str, Any]) -> None:
+    total = ib_limits.parse_duration(out["duration"]).seconds
+    per_bar = ib_limits.bar_seconds(out["bar_size"])
+    if total < per_bar:
+        raise InvalidRequest("parameters.duration", f"{out['duration']} is shorter than one {out['bar_size']} bar")
+    chunks = -(-total // ib_limits.max_duration_seconds(out["bar_size"]))
+    if chunks > MAX_BAR_CHUNKS:
+        raise InvalidRequest(
+            "parameters.duration",
+            f"{out['duration']} of {out['bar_size']} bars needs {chunks} IB requests "
+            f"(limit {MAX_BAR_CHUNKS}); use a larger bar size or v6ray load-history",
+        )
+
+
+def _no_cross_check(out: dict[str, Any], given: dict[str, Any]) -> None:
+    return None
+
+
+_CROSS_CHECKS: dict[RequestType, Callable[[dict[str, Any], dict[str, Any]], None]] = {
+    RequestType.OPTION_CHAIN: _check_option_chain,
+    RequestType.FUTURES_SNAPSHOT: _no_cross_check,
+    RequestType.MARKET_BARS: _check_market_bars,
+    RequestType.POSITION_UPDATE: _no_cross_check,
+}
