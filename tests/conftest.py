@@ -7,6 +7,7 @@ named singleton actors (RequestQueue, IBGateway, ...) of one test never meet ano
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -40,15 +41,15 @@ def ray_namespace(ray_cluster) -> str:
     from ray.util.state import list_actors
 
     try:
-        actors = list_actors(filters=[("state", "=", "ALIVE")], limit=1000, raise_on_missing_output=False)
+        actors = list_actors(
+            filters=[("state", "=", "ALIVE")], limit=1000, raise_on_missing_output=False
+        )
     except Exception:  # the state API is best effort; actors also die with the session
         actors = []
     for actor in actors:
         if actor.get("ray_namespace") == namespace and actor.get("name"):
-            try:
+            with contextlib.suppress(ValueError):
                 ray.kill(ray.get_actor(actor["name"], namespace=namespace), no_restart=True)
-            except ValueError:
-                pass
 
 
 @pytest.fixture

@@ -13,23 +13,20 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 from v6ray import constants
 from v6ray.errors import InvalidRequest
 
 
-class RequestType(str, Enum):
+class RequestType(StrEnum):
     """What IB is asked for; each type has one handler and one result table."""
 
     OPTION_CHAIN = "option_chain"  # snapshots of an underlying's options near a target DTE
     FUTURES_SNAPSHOT = "futures_snapshot"  # one futures contract's quote
     MARKET_BARS = "market_bars"  # historical OHLCV bars
     POSITION_UPDATE = "position_update"  # the account's positions
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class Priority(IntEnum):
@@ -40,7 +37,7 @@ class Priority(IntEnum):
     BACKGROUND = 3  # backfills; served when nothing else waits (but never starved)
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """Life of a request: PENDING → PROCESSING → SUCCESS | FAILED (or PENDING → CANCELLED)."""
 
     PENDING = "PENDING"  # queued, claimable once ``not_before`` has passed
@@ -48,9 +45,6 @@ class Status(str, Enum):
     SUCCESS = "SUCCESS"  # rows committed; ``result_data`` says where
     FAILED = "FAILED"  # final error, or retries exhausted (dead letter); see ``error_message``
     CANCELLED = "CANCELLED"  # withdrawn while still PENDING
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def is_final(self) -> bool:
@@ -142,7 +136,9 @@ def parse_priority(value: Any) -> Priority:
         return Priority[value.strip().upper()]
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 3:
         return Priority(value)
-    raise InvalidRequest("priority", f"{value!r} is not 1 (IMMEDIATE), 2 (NORMAL) or 3 (BACKGROUND)")
+    raise InvalidRequest(
+        "priority", f"{value!r} is not 1 (IMMEDIATE), 2 (NORMAL) or 3 (BACKGROUND)"
+    )
 
 
 def parse_symbol(value: Any, request_type: RequestType) -> str:

@@ -77,7 +77,8 @@ def _account(value: Any) -> str:
 
 
 def _contract_month(value: Any) -> str:
-    text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    usable = isinstance(value, int | str) and not isinstance(value, bool)
+    text = str(value).strip() if usable else ""
     if not _MONTH_RE.match(text):
         raise ValueError(f"must be YYYYMM, got {value!r}")
     return text
@@ -103,7 +104,8 @@ def _bar_size(value: Any) -> str:
     aliases = {"1 sec": "1 secs", "1 hr": "1 hour", "1 hours": "1 hour", "1 mins": "1 min"}
     text = aliases.get(text, text)
     if text not in ib_limits.BAR_SIZE_SECONDS:
-        raise ValueError(f"{value!r} is not one of IB's bar sizes ({', '.join(ib_limits.BAR_SIZE_SECONDS)})")
+        known = ", ".join(ib_limits.BAR_SIZE_SECONDS)
+        raise ValueError(f"{value!r} is not one of IB's bar sizes ({known})")
     return text
 
 
@@ -119,7 +121,8 @@ def _instant(value: Any) -> str:
     try:
         stamp = datetime.fromisoformat(_text(value).strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"must be an ISO datetime such as 2026-11-27T21:00:00Z, got {value!r}") from None
+        example = "2026-11-27T21:00:00Z"
+        raise ValueError(f"must be an ISO datetime such as {example}, got {value!r}") from None
     stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
     return stamp.replace(microsecond=0).isoformat()
 
@@ -200,7 +203,9 @@ def _check_market_bars(out: dict[str, Any], given: dict[str, Any]) -> None:
     total = ib_limits.parse_duration(out["duration"]).seconds
     per_bar = ib_limits.bar_seconds(out["bar_size"])
     if total < per_bar:
-        raise InvalidRequest("parameters.duration", f"{out['duration']} is shorter than one {out['bar_size']} bar")
+        raise InvalidRequest(
+            "parameters.duration", f"{out['duration']} is shorter than one {out['bar_size']} bar"
+        )
     chunks = -(-total // ib_limits.max_duration_seconds(out["bar_size"]))
     if chunks > MAX_BAR_CHUNKS:
         raise InvalidRequest(
