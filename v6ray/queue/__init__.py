@@ -1,0 +1,1 @@
+"""The durable request queue: pure core, Delta journal, and the Ray actor around them."""
