@@ -80,8 +80,15 @@ class IBRequestError(V6RayError):
         self.message = message
         self.retryable = retryable
 
+    def __reduce__(self):  # ``retryable`` is keyword-only: plain args would not rebuild it
+        return (_rebuild_ib_request_error, (self.code, self.message, self.retryable))
+
     def __str__(self) -> str:
         return f"IB error {self.code}: {self.message}"
+
+
+def _rebuild_ib_request_error(code: int, message: str, retryable: bool) -> IBRequestError:
+    return IBRequestError(code, message, retryable=retryable)
 
 
 class GatewayUnavailable(V6RayError, ConnectionError):

@@ -1,0 +1,230 @@
+"""The pacer keeps every one of IB's rules, over a fake clock."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from v6ray import ib_limits
+from v6ray.gateway.config import GatewayConfig
+from v6ray.gateway.costs import Cost, request_cost
+from v6ray.gateway.pacing import HistoricalCall, Pacer, PacingLimits, SlidingWindow
+from v6ray.model import new_request
+
+
+class FakeClock:
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def make_pacer(**changes) -> tuple[Pacer, FakeClock]:
+    clock = FakeClock()
+    config = GatewayConfig(window_margin=0.0, window_margin_seconds=0.0, **changes)
+    return Pacer(PacingLimits.from_config(config), clock=clock), clock
+
+
+def call(symbol="SPY", what="TRADES", bar="5 secs", end="", duration="1800 S") -> HistoricalCall:
+    return HistoricalCall(symbol, "STK", "SMART", what, bar, duration, end, True)
+
+
+def test_sliding_window_delays_until_oldest_expires():
+    window = SlidingWindow(limit=3, seconds=10.0)
+    for t in (0.0, 1.0, 2.0):
+        assert window.delay(t) == 0.0
+        window.record(t)
+    assert window.delay(3.0) == pytest.approx(7.0, abs=1e-3)
+    assert window.delay(10.0 + 1e-6) == 0.0
+    assert window.available(10.5) == 1
+
+
+def test_sliding_window_weight_above_limit_fits_an_empty_window():
+    window = SlidingWindow(limit=2, seconds=1.0)
+    assert window.delay(0.0, weight=5) == 0.0
+    window.record(0.0, 5)
+    assert window.delay(0.5) > 0
+
+
+def test_message_rate_is_capped_per_scaled_second():
+    pacer, clock = make_pacer(messages_per_second=40, time_scale=0.5)
+    for _ in range(40):
+        assert pacer.message_delay() == 0.0
+        pacer.take_messages()
+    assert pacer.message_delay() == pytest.approx(0.5, abs=1e-3)
+    clock.advance(0.51)
+    assert pacer.message_delay() == 0.0
+
+
+def test_small_bars_sixty_per_ten_minutes():
+    pacer, clock = make_pacer()
+    for i in range(60):
+        c = call(symbol=f"S{i}")
+        assert pacer.historical_delay(c) == 0.0
+        pacer.take_historical(c)
+        pacer.historical_finished()
+        clock.advance(0.2)  # stay clear of the message and per-contract rules
+    delay = pacer.historical_delay(call(symbol="NEW"))
+    assert delay == pytest.approx(600 - 60 * 0.2, abs=1e-3)
+
+
+def test_large_bars_do_not_use_the_small_bar_window():
+    pacer, clock = make_pacer()
+    for i in range(60):
+        pacer.take_historical(call(symbol=f"S{i}"))
+        pacer.historical_finished()
+        clock.advance(0.1)
+    assert pacer.historical_delay(call(symbol="X", bar="1 hour", duration="1 M")) == 0.0
+
+
+def test_identical_request_waits_fifteen_seconds():
+    pacer, clock = make_pacer()
+    first = call()
+    pacer.take_historical(first)
+    pacer.historical_finished()
+    clock.advance(1.0)
+    assert pacer.historical_delay(first) == pytest.approx(14.0, abs=1e-3)
+    assert pacer.historical_delay(call(end="2025-01-02T00:00:00+00:00")) < 14.0
+
+
+def test_same_contract_at_most_five_per_two_seconds_and_bid_ask_counts_twice():
+    pacer, clock = make_pacer()
+    for i in range(5):
+        c = call(end=f"e{i}")
+        assert pacer.historical_delay(c) == 0.0
+        pacer.take_historical(c)
+        clock.advance(0.01)
+    assert pacer.historical_delay(call(end="e9")) > 1.9
+    assert pacer.historical_delay(call(symbol="QQQ")) == 0.0
+
+    pacer, clock = make_pacer()
+    for i in range(2):
+        pacer.take_historical(call(what="BID_ASK", end=f"e{i}"))
+        clock.advance(0.01)
+    assert pacer.historical_delay(call(what="BID_ASK", end="e3")) > 1.9  # 2 + 2 + 2 > 5
+
+
+def test_open_historical_cap_frees_on_finish_not_with_time():
+    pacer, clock = make_pacer(hist_max_open=3, large_bar_requests=1000)
+    for i in range(3):
+        pacer.take_historical(call(symbol=f"S{i}", bar="1 hour"))
+    assert math.isinf(pacer.historical_delay(call(symbol="Z", bar="1 hour")))
+    clock.advance(10_000)
+    assert math.isinf(pacer.historical_delay(call(symbol="Z", bar="1 hour")))
+    pacer.historical_finished()
+    assert pacer.historical_delay(call(symbol="Z", bar="1 hour")) == 0.0
+
+
+def test_lines_budget_and_peak():
+    pacer, _ = make_pacer(market_data_lines=10, line_reserve=2)
+    for _ in range(8):
+        assert pacer.line_delay() == 0.0
+        pacer.take_lines()
+    assert math.isinf(pacer.line_delay())
+    pacer.return_lines()
+    assert pacer.line_delay() == 0.0
+    assert pacer.budgets()["peak_lines"] == 8
+
+
+def test_windows_scale_with_time_scale():
+    limits = PacingLimits.from_config(
+        GatewayConfig(time_scale=0.01, window_margin=0.0, window_margin_seconds=0.0)
+    )
+    assert limits.small_bar_window == pytest.approx(6.0)
+    assert limits.identical_window == pytest.approx(0.15)
+    assert limits.same_contract_window == pytest.approx(0.02)
+
+
+def test_admission_skips_what_does_not_fit_and_keeps_cheaper_ones():
+    pacer, _ = make_pacer(pipeline_depth=0)
+    for i in range(59):
+        pacer.take_historical(call(symbol=f"S{i}"))
+        pacer.historical_finished()
+    admit = pacer.admission(Cost(), in_flight=0)
+    bid_ask = new_request("market_bars", "SPY", parameters={"bar_size": "5 secs",
+                          "duration": "1800 S", "what_to_show": "BID_ASK"})
+    trades = new_request("market_bars", "SPY", parameters={"bar_size": "5 secs",
+                         "duration": "1800 S"})
+    future = new_request("futures_snapshot", "ES")
+    assert admit(bid_ask) is False  # needs 2 slots, 1 left
+    assert admit(future) is True  # not blocked behind it
+    assert admit(trades) is True
+    assert admit(trades) is False
+    assert pickle.loads(pickle.dumps(admit)).small_bar == 0
+
+
+def test_admission_counts_reserved_and_in_flight():
+    pacer, _ = make_pacer(pipeline_depth=2, max_in_flight=5)
+    admit = pacer.admission(Cost(small_bar=61), in_flight=0)
+    small = new_request("market_bars", "SPY", parameters={"bar_size": "5 secs",
+                        "duration": "1800 S"})
+    assert admit(small) is True and admit(small) is False
+    admit = pacer.admission(Cost(), in_flight=5)
+    assert admit(new_request("position_update", "*")) is False
+
+
+def test_cost_of_long_small_bar_backfill_is_capped():
+    long = new_request("market_bars", "SPY", parameters={"bar_size": "5 secs",
+                       "duration": "10 D"})
+    assert request_cost(long).small_bar == 4
+    chain = new_request("option_chain", "SPY", parameters={"strikes": 10})
+    assert request_cost(chain).lines == 41
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrivals=st.lists(
+        st.tuples(
+            st.sampled_from(["SPY", "QQQ", "IWM"]),
+            st.sampled_from(["TRADES", "BID_ASK", "MIDPOINT"]),
+            st.sampled_from(["e0", "e1", "e2", "e3"]),
+            st.floats(min_value=0.0, max_value=0.5),
+        ),
+        min_size=1,
+        max_size=150,
+    ),
+    scale=st.sampled_from([0.01, 0.05]),
+)
+def test_any_simulated_schedule_keeps_every_window(arrivals, scale):
+    pacer, clock = make_pacer(time_scale=scale, hist_max_open=10)
+    pending = []
+    sent: list[tuple[float, HistoricalCall]] = []
+    open_until: list[float] = []
+    for symbol, what, end, gap in arrivals:
+        pending.append(call(symbol=symbol, what=what, end=end))
+        clock.advance(gap * scale)
+        for _ in range(500):  # bounded: drain as far as the pacer allows right now
+            for until in [t for t in open_until if t <= clock.now]:
+                open_until.remove(until)
+                pacer.historical_finished()
+            ready = [c for c in pending if pacer.historical_delay(c) == 0.0]
+            if not ready:
+                break
+            pacer.take_historical(ready[0])
+            pending.remove(ready[0])
+            sent.append((clock.now, ready[0]))
+            open_until.append(clock.now + 0.3 * scale)
+    _assert_ib_rules(sent, scale)
+
+
+def _assert_ib_rules(sent, scale):
+    small_window = ib_limits.HIST_SMALL_BAR_WINDOW_SECONDS * scale
+    same_window = ib_limits.HIST_SAME_CONTRACT_WINDOW_SECONDS * scale
+    identical_window = ib_limits.HIST_IDENTICAL_WINDOW_SECONDS * scale
+    for i, (t, c) in enumerate(sent):
+        earlier = [(s, d) for s, d in sent[: i + 1] if s > t - small_window]
+        assert sum(d.weight for _, d in earlier) <= 60
+        same = [d for s, d in earlier if s > t - same_window and d.contract_key == c.contract_key]
+        assert sum(d.weight for d in same) <= ib_limits.HIST_SAME_CONTRACT_MAX
+        twins = [s for s, d in sent[:i] if d == c and s > t - identical_window]
+        assert not twins
+        msgs = [s for s, _ in sent[: i + 1] if s > t - 1.0 * scale]
+        assert len(msgs) <= 40

@@ -1,0 +1,61 @@
+"""IB error codes → what the gateway does about them (pure).
+
+Retryable errors go back to the queue for another attempt (with its backoff); final errors
+fail the request at once so an unknown symbol is not retried forever. IB's code and
+message are kept in the text: "IB error 200: No security definition has been found ...".
+"""
+
+from __future__ import annotations
+
+from v6ray import ib_limits
+from v6ray.errors import IBRequestError
+
+# Codes that a later attempt can get past: pacing, connectivity, IB-side timeouts.
+RETRYABLE_CODES = frozenset(
+    {
+        *ib_limits.PACING_CODES,
+        *ib_limits.CONNECTIVITY_LOST_CODES,
+        *ib_limits.CONNECTIVITY_RESTORED_CODES,
+        ib_limits.ERR_NO_HIST_QUERY,  # 366: the historical query was dropped at IB
+        ib_limits.ERR_CLIENT_ID_IN_USE,
+        504,  # not connected
+        502,  # could not connect
+        1300,  # socket port reset
+        10182,  # failed to request live updates (disconnected)
+    }
+)
+# Codes that no retry will fix: the request itself is wrong for IB.
+FINAL_CODES = frozenset(
+    {
+        ib_limits.ERR_NO_SECURITY,  # 200
+        ib_limits.ERR_NO_SUBSCRIPTION,  # 354
+        321,  # error validating request (bad parameters)
+        10090,  # part of requested market data is not subscribed
+        10168,  # market data not subscribed (delayed disabled)
+        162,  # handled below: 162 is pacing *or* "HMDS query returned no data"
+    }
+)
+
+CODE_TIMEOUT = -1  # our own code for "no answer within the timeout"
+CODE_EMPTY = -2  # our own code for an empty historical answer (IB's timeout shape)
+
+
+def is_retryable(code: int, message: str = "") -> bool:
+    if code == ib_limits.ERR_HIST_PACING:
+        # 162 carries both pacing violations (retry) and "no data" style answers (final).
+        text = message.lower()
+        return "pacing" in text or "violation" in text or not text
+    if code in RETRYABLE_CODES or code in (CODE_TIMEOUT, CODE_EMPTY):
+        return True
+    if code in FINAL_CODES:
+        return False
+    # Unknown codes: IB's 2xx/3xx/4xx are about the request; 1xxx/5xx are about the link.
+    return code >= 500
+
+
+def ib_error(code: int, message: str) -> IBRequestError:
+    return IBRequestError(code, message, retryable=is_retryable(code, message))
+
+
+def timeout_error(what: str, seconds: float) -> IBRequestError:
+    return IBRequestError(CODE_TIMEOUT, f"{what}: no answer within {seconds:g} s", retryable=True)

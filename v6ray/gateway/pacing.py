@@ -1,0 +1,315 @@
+"""The broker's own pacing of IB traffic (pure: no I/O, injected clock).
+
+Two questions are answered here, and they are different:
+
+* *May a request be admitted into the gateway's batch now?* (``Pacer.admission``): a
+  picklable snapshot of the budgets, handed to the queue as its claim predicate. A request
+  that does not fit is skipped, not blocking cheaper requests behind it.
+* *May an IB message be sent now?* (``*_delay`` / ``take_*``): sliding windows over send
+  times. The async ``PermitGate`` (permits.py) waits ``*_delay`` seconds and then takes.
+
+Every window is IB's unscaled number × ``time_scale``, widened by a small margin so that
+jitter between our send and IB's receipt never squeezes two windows' worth into one.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from v6ray import ib_limits
+from v6ray.gateway.config import GatewayConfig
+from v6ray.gateway.costs import Cost, request_cost
+
+Clock = Callable[[], float]
+_EPSILON = 1e-6
+
+
+class SlidingWindow:
+    """At most ``limit`` weight in ANY interval of ``seconds``.
+
+    Admitting an event at ``now`` only when the events in ``(now - seconds, now]`` plus it fit
+    guarantees the rule for every window, since events are recorded in time order.
+    """
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        if limit < 1 or seconds <= 0:
+            raise ValueError("a window needs limit >= 1 and seconds > 0")
+        self.limit = limit
+        self.seconds = seconds
+        self._events: deque[tuple[float, int]] = deque()
+        self._used = 0
+
+    def _expire(self, now: float) -> None:
+        while self._events and self._events[0][0] <= now - self.seconds:
+            self._used -= self._events.popleft()[1]
+
+    def used(self, now: float) -> int:
+        self._expire(now)
+        return self._used
+
+    def available(self, now: float) -> int:
+        return max(0, self.limit - self.used(now))
+
+    def delay(self, now: float, weight: int = 1) -> float:
+        """Seconds until ``weight`` fits (0.0 = now); a weight above the limit fits when empty."""
+        weight = min(weight, self.limit)
+        self._expire(now)
+        excess = self._used + weight - self.limit
+        if excess <= 0:
+            return 0.0
+        for stamp, w in self._events:
+            excess -= w
+            if excess <= 0:
+                return max(_EPSILON, stamp + self.seconds - now + _EPSILON)
+        return self.seconds  # unreachable: the events hold all of _used
+
+    def record(self, now: float, weight: int = 1) -> None:
+        self._expire(now)
+        if self._events and now < self._events[-1][0]:
+            now = self._events[-1][0]  # a clock that went backwards must not reorder events
+        self._events.append((now, weight))
+        self._used += weight
+
+
+@dataclass(frozen=True)
+class HistoricalCall:
+    """One reqHistoricalData as the pacing rules see it."""
+
+    symbol: str
+    sec_type: str
+    exchange: str
+    what_to_show: str
+    bar_size: str
+    duration: str
+    end: str  # "" = now
+    use_rth: bool
+
+    @property
+    def small(self) -> bool:
+        return ib_limits.is_small_bar(self.bar_size)
+
+    @property
+    def weight(self) -> int:
+        return ib_limits.historical_weight(self.what_to_show)
+
+    @property
+    def contract_key(self) -> tuple[str, str, str, str]:
+        """IB's "same contract, exchange and tick type" for the 2-second rule."""
+        return (self.symbol, self.sec_type, self.exchange, self.what_to_show)
+
+
+@dataclass(frozen=True)
+class PacingLimits:
+    """Scaled budgets, derived from a GatewayConfig."""
+
+    messages: int
+    message_window: float
+    small_bar_requests: int
+    small_bar_window: float
+    identical_window: float
+    same_contract_max: int
+    same_contract_window: float
+    max_open_historical: int
+    large_bar_requests: int
+    large_bar_window: float
+    line_budget: int
+    pipeline_depth: int
+    max_in_flight: int
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig) -> PacingLimits:
+        def scaled(seconds: float) -> float:
+            return seconds * config.time_scale * (1 + config.window_margin) + (
+                config.window_margin_seconds
+            )
+
+        return cls(
+            messages=config.messages_per_second,
+            message_window=scaled(1.0),
+            small_bar_requests=ib_limits.HIST_SMALL_BAR_REQUESTS_PER_WINDOW,
+            small_bar_window=scaled(ib_limits.HIST_SMALL_BAR_WINDOW_SECONDS),
+            identical_window=scaled(ib_limits.HIST_IDENTICAL_WINDOW_SECONDS),
+            same_contract_max=ib_limits.HIST_SAME_CONTRACT_MAX,
+            same_contract_window=scaled(ib_limits.HIST_SAME_CONTRACT_WINDOW_SECONDS),
+            max_open_historical=config.hist_max_open,
+            large_bar_requests=config.large_bar_requests,
+            large_bar_window=scaled(config.large_bar_window),
+            line_budget=config.line_budget,
+            pipeline_depth=config.pipeline_depth,
+            max_in_flight=config.max_in_flight,
+        )
+
+
+@dataclass
+class Admission:
+    """The queue's claim predicate: a budget snapshot that shrinks as it accepts.
+
+    Picklable (plain numbers) because the queue actor calls it in its own process, once
+    per candidate in priority order. ``cost_of`` is a module-level pure function.
+    """
+
+    small_bar: int
+    large_bar: int
+    historical: int
+    lines: int
+    requests: int
+    cost_of: Callable[[object], Cost] = request_cost
+    accepted: int = 0
+
+    def __call__(self, request: object) -> bool:
+        if self.requests <= 0:
+            return False
+        cost = self.cost_of(request)
+        if (
+            cost.small_bar > self.small_bar
+            or cost.large_bar > self.large_bar
+            or cost.historical > self.historical
+            or cost.lines > self.lines
+        ):
+            return False
+        self.small_bar -= cost.small_bar
+        self.large_bar -= cost.large_bar
+        self.historical -= cost.historical
+        self.lines -= cost.lines
+        self.requests -= 1
+        self.accepted += 1
+        return True
+
+
+@dataclass
+class Pacer:
+    """All of IB's limits the gateway enforces, over one clock."""
+
+    limits: PacingLimits
+    clock: Clock = time.monotonic
+    _messages: SlidingWindow = field(init=False)
+    _small: SlidingWindow = field(init=False)
+    _large: SlidingWindow = field(init=False)
+    _identical: dict[HistoricalCall, float] = field(init=False, default_factory=dict)
+    _per_contract: dict[tuple[str, ...], SlidingWindow] = field(init=False, default_factory=dict)
+    open_historical: int = field(init=False, default=0)
+    lines_in_use: int = field(init=False, default=0)
+    peak_lines: int = field(init=False, default=0)
+    messages_sent: int = field(init=False, default=0)
+    historical_sent: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        lim = self.limits
+        self._messages = SlidingWindow(lim.messages, lim.message_window)
+        self._small = SlidingWindow(lim.small_bar_requests, lim.small_bar_window)
+        self._large = SlidingWindow(lim.large_bar_requests, lim.large_bar_window)
+
+    # --- messages ---------------------------------------------------------------------
+    def message_delay(self, n: int = 1) -> float:
+        return self._messages.delay(self.clock(), n)
+
+    def take_messages(self, n: int = 1) -> None:
+        self._messages.record(self.clock(), n)
+        self.messages_sent += n
+
+    # --- historical requests ----------------------------------------------------------
+    def historical_delay(self, call: HistoricalCall) -> float:
+        """Seconds until ``call`` may be sent; ``inf`` while IB's open-request cap is full
+        (that frees on a finish, not with time)."""
+        now = self.clock()
+        if self.open_historical >= self.limits.max_open_historical:
+            return math.inf
+        delays = [self._messages.delay(now, 1)]
+        window = self._small if call.small else self._large
+        delays.append(window.delay(now, call.weight))
+        last = self._identical.get(call)
+        if last is not None and now - last < self.limits.identical_window:
+            delays.append(last + self.limits.identical_window - now + _EPSILON)
+        per_contract = self._per_contract.get(call.contract_key)
+        if per_contract is not None:
+            delays.append(per_contract.delay(now, call.weight))
+        return max(delays)
+
+    def take_historical(self, call: HistoricalCall) -> None:
+        """Record ``call`` as sent now (one message, its window slots, one open request)."""
+        now = self.clock()
+        self.take_messages(1)
+        (self._small if call.small else self._large).record(now, call.weight)
+        self._identical[call] = now
+        window = self._per_contract.get(call.contract_key)
+        if window is None:
+            window = self._per_contract[call.contract_key] = SlidingWindow(
+                self.limits.same_contract_max, self.limits.same_contract_window
+            )
+        window.record(now, call.weight)
+        self.open_historical += 1
+        self.historical_sent += 1
+        self._forget_old(now)
+
+    def historical_finished(self) -> None:
+        self.open_historical = max(0, self.open_historical - 1)
+
+    def _forget_old(self, now: float) -> None:
+        """Bound memory: identical/per-contract state older than its window is useless."""
+        if len(self._identical) > 4096:
+            horizon = now - self.limits.identical_window
+            self._identical = {k: t for k, t in self._identical.items() if t > horizon}
+        if len(self._per_contract) > 4096:
+            self._per_contract = {
+                k: w for k, w in self._per_contract.items() if w.used(now) > 0
+            }
+
+    # --- market-data lines ------------------------------------------------------------
+    def line_delay(self, n: int = 1) -> float:
+        """0.0 when ``n`` lines (and a message slot) are free; ``inf`` while lines are full."""
+        if self.lines_in_use + min(n, self.limits.line_budget) > self.limits.line_budget:
+            return math.inf
+        return self._messages.delay(self.clock(), 1)
+
+    def take_lines(self, n: int = 1) -> None:
+        """Take ``n`` lines and the message that opens them."""
+        self.take_messages(1)
+        self.lines_in_use += n
+        self.peak_lines = max(self.peak_lines, self.lines_in_use)
+
+    def return_lines(self, n: int = 1) -> None:
+        self.lines_in_use = max(0, self.lines_in_use - n)
+
+    # --- admission --------------------------------------------------------------------
+    def admission(self, reserved: Cost, in_flight: int) -> Admission:
+        """Budgets for the next claim, given what admitted requests still hold in reserve.
+
+        A small look-ahead (``pipeline_depth``) admits requests just before a window frees
+        so the pacer always has the next one ready: that is what keeps efficiency near 1.
+        """
+        now = self.clock()
+        lim = self.limits
+        depth = lim.pipeline_depth
+        return Admission(
+            small_bar=self._small.available(now) + depth - reserved.small_bar,
+            large_bar=self._large.available(now) + depth - reserved.large_bar,
+            historical=lim.max_open_historical - self.open_historical + depth
+            - reserved.historical,
+            lines=lim.line_budget - self.lines_in_use + lim.line_budget - reserved.lines,
+            requests=lim.max_in_flight - in_flight,
+        )
+
+    def budgets(self) -> dict[str, float | int]:
+        """JSON-friendly view for ``IBGateway.stats()``."""
+        now = self.clock()
+        lim = self.limits
+        return {
+            "messages_per_window": lim.messages,
+            "message_window_seconds": round(lim.message_window, 6),
+            "messages_available": self._messages.available(now),
+            "messages_sent": self.messages_sent,
+            "small_bar_available": self._small.available(now),
+            "small_bar_limit": lim.small_bar_requests,
+            "small_bar_window_seconds": round(lim.small_bar_window, 6),
+            "large_bar_available": self._large.available(now),
+            "historical_open": self.open_historical,
+            "historical_open_limit": lim.max_open_historical,
+            "historical_sent": self.historical_sent,
+            "lines_in_use": self.lines_in_use,
+            "line_budget": lim.line_budget,
+            "peak_lines": self.peak_lines,
+        }

@@ -1,0 +1,130 @@
+"""Writer tasks: Arrow tables → Delta tables, idempotent under retries, crashes and races.
+
+Every write is a Delta MERGE on the table's ``key_columns`` (DESIGN.md's uniqueness rule):
+a key already present is updated, a new key inserted. So a re-executed request, an
+overlapping bar load or a retried commit can never leave two copies of a row.
+
+delta-rs retries blind appends by itself but hands merge conflicts back to the caller as
+``CommitFailedError``; ``merge_rows`` retries them with jittered backoff, re-reading the
+table each time, so concurrent writers to one table never lose a commit.
+
+``write_rows`` is the ``@ray.remote`` task the gateway fans out (stateless, many at once);
+``merge_rows`` is the same function callable in-process (tests, maintenance scripts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import time
+from typing import Any
+
+import pyarrow as pa
+import ray
+from deltalake import DeltaTable
+from deltalake.exceptions import (
+    CommitFailedError,
+    DeltaError,
+    SchemaMismatchError,
+    TableNotFoundError,
+)
+
+from v6ray.backoff import backoff_delay
+from v6ray.errors import StorageError
+from v6ray.storage.schemas import table_path, table_spec
+
+MAX_COMMIT_ATTEMPTS = 12
+RETRY_BASE_SECONDS = 0.05
+RETRY_CAP_SECONDS = 2.0
+_SOURCE, _TARGET = "s", "t"
+
+
+def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Columns of ``schema`` in its order and types; absent columns become nulls."""
+    columns = []
+    for field in schema:
+        if field.name in rows.column_names:
+            columns.append(rows.column(field.name).cast(field.type))
+        else:
+            columns.append(pa.nulls(rows.num_rows, type=field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def dedupe_last(rows: pa.Table, keys: tuple[str, ...]) -> pa.Table:
+    """One row per key, the last one of the batch winning (a MERGE source must be unique)."""
+    if rows.num_rows <= 1:
+        return rows
+    marker = "__v6ray_row"
+    indexed = rows.append_column(marker, pa.array(range(rows.num_rows), type=pa.int64()))
+    latest = indexed.group_by(list(keys), use_threads=False).aggregate([(marker, "max")])
+    keep = pa.compute.sort_indices(latest.column(f"{marker}_max"))
+    return rows.take(latest.column(f"{marker}_max").take(keep))
+
+
+def merge_predicate(keys: tuple[str, ...]) -> str:
+    return " AND ".join(f"{_TARGET}.`{k}` = {_SOURCE}.`{k}`" for k in keys)
+
+
+def _open_or_create(path: str, schema: pa.Schema) -> DeltaTable:
+    """Open the table, creating it empty first if needed.
+
+    Two writers may race to create it: ``mode="ignore"`` plus re-opening makes the loser
+    simply use the winner's table (its commit of version 0 fails; the table is there).
+    """
+    try:
+        return DeltaTable(path)
+    except TableNotFoundError:
+        pass
+    os.makedirs(path, exist_ok=True)
+    # Someone else may create it between our check and our commit: that is fine.
+    with contextlib.suppress(CommitFailedError, DeltaError):
+        DeltaTable.create(path, schema, mode="ignore")
+    return DeltaTable(path)
+
+
+def merge_rows(
+    data_dir: str,
+    table: str,
+    rows: pa.Table,
+    *,
+    max_attempts: int = MAX_COMMIT_ATTEMPTS,
+    rng: random.Random | None = None,
+) -> dict[str, Any]:
+    """Merge ``rows`` into ``table`` under ``data_dir``; returns {table, rows, delta_version}.
+
+    ``rows`` is the number of distinct keys written. Raises ``StorageError`` after
+    ``max_attempts`` conflicting commits or on a schema mismatch.
+    """
+    spec = table_spec(table)
+    path = table_path(data_dir, table)
+    batch = dedupe_last(conform(rows, spec.schema), spec.key_columns)
+    last_error: Exception | None = None
+    for attempt in range(1, max_attempts + 1):
+        try:
+            delta = _open_or_create(path, spec.schema)
+            if batch.num_rows:
+                (
+                    delta.merge(
+                        batch,
+                        merge_predicate(spec.key_columns),
+                        source_alias=_SOURCE,
+                        target_alias=_TARGET,
+                    )
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .execute()
+                )
+            return {"table": table, "rows": batch.num_rows, "delta_version": delta.version()}
+        except SchemaMismatchError as exc:
+            raise StorageError(table, f"schema mismatch: {exc}") from None
+        except (CommitFailedError, DeltaError, TableNotFoundError, OSError) as exc:
+            # Conflicting concurrent commit (or a creation race): re-read and try again.
+            last_error = exc
+            pause = backoff_delay(attempt, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS, rng=rng)
+            time.sleep(pause)
+    raise StorageError(table, f"{max_attempts} commit attempts failed; last: {last_error}")
+
+
+# Writers are I/O bound; a quarter CPU lets several run beside the actors on a small node.
+write_rows = ray.remote(num_cpus=0.25, max_retries=3, retry_exceptions=[StorageError])(merge_rows)
