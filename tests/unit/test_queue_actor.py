@@ -1,0 +1,153 @@
+"""The queue actor's logic without Ray: the plain ``RequestQueue`` class driven by asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from v6ray.errors import InvalidRequest, RequestTimeout, UnknownRequest
+from v6ray.model import Status
+from v6ray.queue.actor import RequestQueue
+from v6ray.queue.config import QueueConfig
+from v6ray.storage.reader import read_table
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_submit_is_durable_before_it_returns(data_dir):
+    async def scenario():
+        queue = RequestQueue(data_dir)
+        rid = await queue.submit("market_bars", "SPY", 2, {"duration": "5 D"})
+        # a fresh reader of the table sees it the moment submit returned
+        assert read_table("ib_requests", data_dir=data_dir)["request_id"].to_list() == [rid]
+        return rid
+
+    rid = run(scenario())
+    restarted = RequestQueue(data_dir)
+    assert restarted.core.get(rid).status is Status.PENDING
+
+
+def test_submit_many_is_all_or_nothing_and_names_the_item(data_dir):
+    async def scenario():
+        queue = RequestQueue(data_dir)
+        good = {"request_type": "futures_snapshot", "symbol": "ES"}
+        with pytest.raises(InvalidRequest) as info:
+            await queue.submit_many([good, good, {"request_type": "market_bars", "symbol": ""}])
+        assert info.value.field == "items[2].symbol"
+        with pytest.raises(InvalidRequest) as info:
+            await queue.submit_many([good, {"request_type": "market_bars", "symbol": "SPY",
+                                            "parameters": {"bar_size": "7 min"}}])
+        assert info.value.field == "items[1].parameters.bar_size"
+        with pytest.raises(InvalidRequest) as info:
+            await queue.submit_many("not a list")
+        assert info.value.field == "items"
+        assert queue.core.live_requests() == []
+        ids = await queue.submit_many([good, {**good, "symbol": "NQ"}, good])
+        assert ids[0] == ids[2] != ids[1]
+        return queue
+
+    queue = run(scenario())
+    assert read_table("ib_requests", data_dir=data_dir).height == 2
+    assert queue.core.coalesced_total == 1
+
+
+def test_wait_wakes_on_completion_and_times_out(data_dir):
+    async def scenario():
+        queue = RequestQueue(data_dir)
+        rid = await queue.submit("futures_snapshot", "ES")
+        with pytest.raises(RequestTimeout):
+            await queue.wait(rid, 0.05)
+        waiter = asyncio.create_task(queue.wait(rid, 10))
+        await asyncio.sleep(0)
+        [claimed] = await queue.claim(1, "gw")
+        assert await queue.complete(claimed.request_id, "gw", {"rows": 1}) is True
+        done = await asyncio.wait_for(waiter, 5)
+        assert done.status is Status.SUCCESS and done.result_data == {"rows": 1}
+        assert (await queue.wait(rid, 0)).status is Status.SUCCESS  # already final
+        with pytest.raises(UnknownRequest):
+            await queue.wait("nope", 1)
+        assert queue._waiters == {}
+
+    run(scenario())
+
+
+def test_cancel_wakes_waiters(data_dir):
+    async def scenario():
+        queue = RequestQueue(data_dir)
+        rid = await queue.submit("futures_snapshot", "ES")
+        waiter = asyncio.create_task(queue.wait(rid, 10))
+        await asyncio.sleep(0)
+        assert await queue.cancel(rid) is True
+        assert (await asyncio.wait_for(waiter, 5)).status is Status.CANCELLED
+
+    run(scenario())
+
+
+def test_old_final_requests_are_answered_from_the_table(data_dir):
+    config = QueueConfig(terminal_cache_size=2)
+
+    async def scenario():
+        queue = RequestQueue(data_dir, config)
+        ids = await queue.submit_many(
+            [{"request_type": "futures_snapshot", "symbol": f"S{i}"} for i in range(5)])
+        for request in await queue.claim(5, "gw"):
+            await queue.complete(request.request_id, "gw", {"n": request.symbol})
+        assert len(queue.core._final) == 2
+        oldest = await queue.get(ids[0])
+        assert oldest.status is Status.SUCCESS and oldest.result_data == {"n": "S0"}
+        assert (await queue.wait(ids[0], 1)).status is Status.SUCCESS
+        assert await queue.fail(ids[0], "gw", "late", retryable=True) is Status.SUCCESS
+        with pytest.raises(UnknownRequest):
+            await queue.fail("nope", "gw", "x", retryable=True)
+        assert await queue.get("nope") is None
+        return ids
+
+    ids = run(scenario())
+    restarted = RequestQueue(data_dir, config)
+    assert len(restarted.core._final) == 2  # bounded on rebuild too
+    assert restarted.core.counts  # but every request is counted
+    assert sum(n for (s, _, _), n in restarted.core.counts.items() if s is Status.SUCCESS) == 5
+    assert restarted.core.get(ids[-1]).status is Status.SUCCESS
+
+
+def test_restart_keeps_leases_and_queue(data_dir):
+    async def first_life():
+        queue = RequestQueue(data_dir)
+        await queue.submit_many([{"request_type": "futures_snapshot", "symbol": s}
+                                 for s in ("A", "B", "C")])
+        [leased] = await queue.claim(1, "gw")
+        return leased
+
+    leased = run(first_life())
+
+    async def second_life():
+        queue = RequestQueue(data_dir)
+        assert (await queue.get(leased.request_id)).lease_owner == "gw"
+        assert [r.symbol for r in await queue.claim(5, "gw-2")] == ["B", "C"]
+        assert await queue.complete(leased.request_id, "gw", {"ok": True}) is True
+
+    run(second_life())
+
+
+def test_stats_are_json_serializable(data_dir):
+    async def scenario():
+        queue = RequestQueue(data_dir)
+        await queue.submit("futures_snapshot", "ES", 1)
+        await queue.submit("market_bars", "SPY", 3)
+        [claimed] = await queue.claim(1, "gw")
+        await queue.fail(claimed.request_id, "gw", "IB error 200", retryable=False)
+        return await queue.stats()
+
+    stats = run(scenario())
+    assert json.loads(json.dumps(stats)) == stats
+    assert stats["depth"]["FAILED"] == 1 and stats["depth"]["PENDING"] == 1
+    assert stats["by_type"]["market_bars"]["PENDING"] == 1
+    assert stats["by_priority"]["1"]["FAILED"] == 1
+    assert stats["recent_failures"][0]["error_message"] == "IB error 200"
+    assert set(stats["journal"]) >= {"commits", "rows", "version", "files"}
+    assert stats["journal"]["rows"] == 4
+    assert stats["submitted_total"] == 2 and stats["coalesced_total"] == 0

@@ -1,0 +1,188 @@
+"""The Delta journal (no Ray): round trip, rebuild, group commit, compaction, read_table."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from v6ray import read_table
+from v6ray.errors import UnknownTable
+from v6ray.model import Status, new_request
+from v6ray.queue.group_commit import GroupCommitter
+from v6ray.queue.journal import Journal, requests_to_arrow
+from v6ray.storage.schemas import IB_REQUESTS_SCHEMA, TABLES, table_path
+
+STAMP = datetime(2026, 11, 27, 14, 30, 0, 123456, tzinfo=UTC)
+
+
+def sample(symbol: str = "ES", **changes):
+    request = new_request("futures_snapshot", symbol, priority=1, now=STAMP,
+                          parameters={"contract_month": "202612"})
+    return request.with_changes(**changes) if changes else request
+
+
+def parquet_files(path: str) -> list[str]:
+    return [name for name in os.listdir(path) if name.endswith(".parquet")]
+
+
+def test_round_trip_keeps_every_field(data_dir):
+    journal = Journal(data_dir)
+    original = sample(
+        status=Status.PROCESSING,
+        attempts=2,
+        error_message="IB error 162: pacing violation",
+        result_data={"rows": 3, "table": "futures_snapshots"},
+        not_before=STAMP + timedelta(seconds=5),
+        lease_owner="gw-1",
+        lease_expires_at=STAMP + timedelta(seconds=60),
+        updated_at=STAMP + timedelta(seconds=1),
+    )
+    journal.append([original])
+    [loaded] = Journal(data_dir).load_latest()
+    assert loaded == original
+    assert loaded.dedup_key == original.dedup_key
+    assert loaded.created_at.tzinfo == UTC
+
+
+def test_arrow_batch_matches_the_table_schema():
+    batch = requests_to_arrow([sample("ES"), sample("NQ")], first_seq=41)
+    assert batch.schema == IB_REQUESTS_SCHEMA
+    assert batch.column("seq").to_pylist() == [41, 42]
+    params = batch.column("parameters").to_pylist()[0]
+    assert params == '{"contract_month":"202612","exchange":"CME"}'
+
+
+def test_latest_row_by_seq_wins_and_seq_continues_after_reopen(data_dir):
+    journal = Journal(data_dir)
+    first = sample("ES")
+    journal.append([first, sample("NQ")])
+    journal.append([first.with_changes(status=Status.PROCESSING, attempts=1)])
+    journal.append([first.with_changes(status=Status.SUCCESS, attempts=1)])
+    reopened = Journal(data_dir)
+    latest = {r.symbol: r for r in reopened.load_latest()}
+    assert latest["ES"].status is Status.SUCCESS
+    assert latest["NQ"].status is Status.PENDING
+    reopened.append([first.with_changes(status=Status.FAILED)])
+    frame = pl.from_arrow(reopened._table.to_pyarrow_table())
+    assert sorted(frame["seq"].to_list()) == [1, 2, 3, 4, 5]  # strictly increasing, no reuse
+    assert {r.symbol: r for r in Journal(data_dir).load_latest()}["ES"].status is Status.FAILED
+
+
+def test_read_table_gives_one_row_per_request(data_dir):
+    journal = Journal(data_dir)
+    a, b = sample("ES"), sample("NQ")
+    journal.append([a, b])
+    journal.append([a.with_changes(status=Status.CANCELLED)])
+    frame = read_table("ib_requests", data_dir=data_dir)
+    assert frame.height == 2
+    assert dict(zip(frame["symbol"], frame["status"], strict=True)) == {
+        "ES": "CANCELLED", "NQ": "PENDING"}
+    contract = ["request_id", "request_type", "symbol", "priority", "status", "parameters",
+                "result_table", "created_at", "updated_at", "attempts", "error_message",
+                "result_data"]
+    assert frame.columns[: len(contract)] == contract
+
+
+def test_read_table_of_a_missing_or_unknown_table(data_dir, monkeypatch):
+    frame = read_table("market_bars", data_dir=data_dir)
+    assert frame.height == 0
+    assert frame.columns == TABLES["market_bars"].schema.names
+    assert read_table("ib_requests", data_dir=data_dir).height == 0
+    with pytest.raises(UnknownTable):
+        read_table("../etc/passwd", data_dir=data_dir)
+    monkeypatch.setenv("V6RAY_DATA_DIR", data_dir)  # the default data dir comes from settings
+    Journal(data_dir).append([sample("ES")])
+    assert read_table("ib_requests").height == 1
+
+
+def test_compaction_keeps_latest_state_and_bounds_files(data_dir):
+    journal = Journal(data_dir)
+    requests = [sample(f"S{i}") for i in range(20)]
+    journal.append(requests)
+    for round_ in range(1, 30):  # 29 more commits, each one more change per request
+        journal.append([r.with_changes(attempts=round_) for r in requests[:5]])
+    before = read_table("ib_requests", data_dir=data_dir)
+    path = table_path(data_dir, "ib_requests")
+    assert len(parquet_files(path)) == 30
+    report = journal.compact()
+    assert report["rows_before"] == 20 + 29 * 5
+    assert report["rows_after"] == 20
+    assert len(parquet_files(path)) <= 2
+    assert journal.stats()["files"] == report["files"] <= 2
+    after = read_table("ib_requests", data_dir=data_dir)
+    assert after.sort("request_id").equals(before.sort("request_id"))
+    journal.append([requests[0].with_changes(status=Status.CANCELLED)])  # seq keeps growing
+    latest = {r.request_id: r for r in Journal(data_dir).load_latest()}
+    assert latest[requests[0].request_id].status is Status.CANCELLED
+    assert latest[requests[1].request_id].attempts == 29
+
+
+def test_lookup_reads_one_request(data_dir):
+    journal = Journal(data_dir)
+    a = sample("ES")
+    journal.append([a])
+    journal.append([a.with_changes(status=Status.SUCCESS, result_data={"rows": 1})])
+    assert journal.lookup(a.request_id).result_data == {"rows": 1}
+    assert journal.lookup("missing") is None
+
+
+def test_group_commit_batches_concurrent_appends(data_dir):
+    journal = Journal(data_dir)
+    committer = GroupCommitter(journal)
+
+    async def scenario():
+        async def one(i):
+            await committer.append([sample(f"S{i}")])
+
+        await asyncio.gather(*(one(i) for i in range(300)))
+        await committer.barrier()
+
+    asyncio.run(scenario())
+    assert journal.rows == 300
+    assert journal.commits < 10  # most appends shared a commit
+    assert len(Journal(data_dir).load_latest()) == 300
+
+
+def test_group_commit_compacts_automatically_and_on_demand(data_dir):
+    journal = Journal(data_dir)
+    committer = GroupCommitter(journal, compact_every_commits=5)
+    request = sample("ES")
+
+    async def scenario():
+        for attempt in range(12):  # sequential: one commit each
+            await committer.append([request.with_changes(attempts=attempt)])
+        return await committer.compact()
+
+    report = asyncio.run(scenario())
+    assert report["rows_after"] == 1
+    assert journal.commits == 12
+    assert journal.commits_since_compaction == 0
+    assert len(parquet_files(table_path(data_dir, "ib_requests"))) == 1
+    assert Journal(data_dir).load_latest()[0].attempts == 11
+
+
+def test_failed_commit_fails_the_batch_and_not_the_writer(data_dir, monkeypatch):
+    journal = Journal(data_dir, commit_retries=0)
+    committer = GroupCommitter(journal)
+    real_commit = journal._commit
+    calls = []
+
+    def flaky(data, *, mode):
+        calls.append(mode)
+        if len(calls) == 1:
+            raise OSError("disk full")
+        real_commit(data, mode=mode)
+
+    monkeypatch.setattr(journal, "_commit", flaky)
+
+    async def scenario():
+        with pytest.raises(OSError):
+            await committer.append([sample("ES")])
+        await committer.append([sample("NQ")])
+
+    asyncio.run(scenario())
+    assert [r.symbol for r in Journal(data_dir).load_latest()] == ["NQ"]

@@ -1,0 +1,114 @@
+"""``v6ray.connect()``: the producers' handle on the running queue (CLI, scripts, notebooks).
+
+Errors raised inside the queue actor reach callers as the original v6ray exception (Ray's
+``RayTaskError`` wrapper is removed), so ``except v6ray.InvalidRequest`` works.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+from v6ray.constants import GATEWAY_ACTOR, NAMESPACE, QUEUE_ACTOR
+from v6ray.errors import NotRunning, RequestTimeout
+from v6ray.model import IBRequest, Priority
+
+# One actor-side wait lasts at most this long, so a long wait spans queue restarts.
+WAIT_CHUNK_SECONDS = 10.0
+# While the queue actor restarts, calls fail fast with RayActorError; retry for this long.
+RESTART_GRACE_SECONDS = 60.0
+GATEWAY_STATS_TIMEOUT = 5.0
+
+
+def connect(address: str = "auto", *, namespace: str = NAMESPACE) -> Client:
+    """Attach to the running v6ray service; ``NotRunning`` if there is no cluster or queue."""
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, namespace=namespace, log_to_driver=False)
+        except ConnectionError as exc:
+            raise NotRunning(f"no Ray cluster at {address!r} ({exc})") from None
+    try:
+        handle = ray.get_actor(QUEUE_ACTOR, namespace=namespace)
+    except ValueError:
+        raise NotRunning(f"no {QUEUE_ACTOR} actor in Ray namespace {namespace!r}") from None
+    return Client(handle, namespace=namespace)
+
+
+def _unwrap(exc: RayTaskError) -> BaseException:
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+class Client:
+    """Submit, follow and cancel requests through the queue actor."""
+
+    def __init__(self, queue_handle: Any, namespace: str = NAMESPACE) -> None:
+        self._queue = queue_handle
+        self.namespace = namespace
+
+    def _call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        deadline = time.monotonic() + RESTART_GRACE_SECONDS
+        while True:
+            try:
+                return ray.get(getattr(self._queue, method).remote(*args), timeout=timeout)
+            except RayTaskError as exc:
+                raise _unwrap(exc) from None
+            except RayActorError as exc:  # restarting (max_restarts=-1) or gone for good
+                if time.monotonic() > deadline:
+                    raise NotRunning(f"the {QUEUE_ACTOR} actor is unavailable ({exc})") from None
+                time.sleep(0.2)
+
+    def submit(
+        self,
+        request_type: str,
+        symbol: str,
+        priority: int | Priority = Priority.NORMAL,
+        parameters: dict[str, Any] | str | None = None,
+        result_table: str | None = None,
+    ) -> str:
+        """Queue one request; returns its id once it is durable. ``InvalidRequest`` if bad."""
+        return self._call("submit", request_type, symbol, priority, parameters, result_table)
+
+    def submit_many(self, items: Sequence[dict[str, Any]]) -> list[str]:
+        """Queue many requests at once, all or nothing; ids in the order of ``items``."""
+        return self._call("submit_many", list(items))
+
+    def get(self, request_id: str) -> IBRequest | None:
+        return self._call("get", request_id)
+
+    def wait(self, request_id: str, timeout: float = 60) -> IBRequest:
+        """The final request (SUCCESS, FAILED or CANCELLED); ``RequestTimeout`` otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RequestTimeout(request_id, timeout)
+            chunk = min(remaining, WAIT_CHUNK_SECONDS)
+            try:
+                return self._call("wait", request_id, chunk, timeout=chunk + RESTART_GRACE_SECONDS)
+            except (RequestTimeout, GetTimeoutError):
+                continue
+
+    def cancel(self, request_id: str) -> bool:
+        """True if the request was still PENDING and is now CANCELLED."""
+        return self._call("cancel", request_id)
+
+    def stats(self) -> dict[str, Any]:
+        """{"queue": the queue's stats, "gateway": the IBGateway's stats or its state}."""
+        return {"queue": self._call("stats"), "gateway": self._gateway_stats()}
+
+    def _gateway_stats(self) -> dict[str, Any]:
+        try:
+            gateway = ray.get_actor(GATEWAY_ACTOR, namespace=self.namespace)
+        except ValueError:
+            return {"state": "not running"}
+        try:
+            return ray.get(gateway.stats.remote(), timeout=GATEWAY_STATS_TIMEOUT)
+        except RayTaskError as exc:
+            return {"state": "error", "error": str(_unwrap(exc))}
+        except (RayActorError, GetTimeoutError) as exc:
+            return {"state": "unreachable", "error": str(exc)}

@@ -1,0 +1,238 @@
+"""The ``RequestQueue`` Ray actor: a thin async shell over the pure core and the journal.
+
+Every method changes the core synchronously (no ``await`` in between, so each call is
+atomic on the actor's event loop), then awaits the group commit of the changes it made
+before it answers: nothing is acknowledged before it is durable in ``ib_requests``.
+On (re)start the actor rebuilds the core from the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ray
+
+from v6ray.constants import NAMESPACE, QUEUE_ACTOR
+from v6ray.errors import InvalidRequest, RequestTimeout, UnknownRequest
+from v6ray.model import IBRequest, Priority, Status, new_request, request_from_submission
+from v6ray.queue.config import QueueConfig
+from v6ray.queue.core import QueueCore
+from v6ray.queue.group_commit import GroupCommitter
+from v6ray.queue.journal import Journal
+from v6ray.queue.stats import queue_stats
+
+log = logging.getLogger(__name__)
+
+# Async actors run every call on one event loop; waits park here, so allow plenty.
+MAX_CONCURRENCY = 10_000
+
+
+class RequestQueue:
+    """The one durable priority queue of every IB request (plain class; Ray-free to build)."""
+
+    def __init__(self, data_dir: str, config: QueueConfig | None = None) -> None:
+        self.config = config or QueueConfig()
+        self.data_dir = data_dir
+        journal = Journal(data_dir, commit_retries=self.config.commit_retries)
+        self.core = QueueCore(self.config)
+        self.core.restore(journal.load_latest())
+        self.committer = GroupCommitter(
+            journal, compact_every_commits=self.config.compact_every_commits
+        )
+        self._waiters: dict[str, asyncio.Event] = {}
+        self._waiter_counts: Counter[str] = Counter()
+        self._housekeeper: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ producers
+
+    async def submit(
+        self,
+        request_type: Any,
+        symbol: Any,
+        priority: Any = Priority.NORMAL,
+        parameters: Any = None,
+        result_table: Any = None,
+    ) -> str:
+        request = new_request(
+            request_type,
+            symbol,
+            priority=priority,
+            parameters=parameters,
+            result_table=result_table,
+            now=self.core.creation_stamp(),
+        )
+        request_id, _ = self.core.submit(request)
+        await self._commit()
+        return request_id
+
+    async def submit_many(self, items: Sequence[Any]) -> list[str]:
+        """All or nothing: every item is validated before any is queued."""
+        if not isinstance(items, list | tuple):
+            raise InvalidRequest("items", f"must be a list of mappings, got {type(items).__name__}")
+        requests = []
+        for index, item in enumerate(items):
+            try:
+                requests.append(request_from_submission(item, now=self.core.creation_stamp()))
+            except InvalidRequest as exc:
+                raise InvalidRequest(f"items[{index}].{exc.field}", exc.reason) from None
+        submit = self.core.submit
+        request_ids = [submit(request)[0] for request in requests]
+        await self._commit()
+        return request_ids
+
+    async def cancel(self, request_id: str) -> bool:
+        cancelled = self.core.cancel(request_id)
+        await self._commit()
+        return cancelled
+
+    # ------------------------------------------------------------------ the gateway
+
+    @ray.method(max_task_retries=0)  # a retried claim would lease requests nobody receives
+    async def claim(
+        self, n: int, worker_id: str, accept: Callable[[IBRequest], bool] | None = None
+    ) -> list[IBRequest]:
+        claimed = self.core.claim(n, worker_id, accept)
+        await self._commit()
+        return claimed
+
+    async def renew(self, request_ids: Sequence[str], worker_id: str) -> int:
+        renewed = self.core.renew(request_ids, worker_id)
+        await self._commit()
+        return renewed
+
+    async def complete(self, request_id: str, worker_id: str, result_data: dict) -> bool:
+        completed = self.core.complete(request_id, worker_id, result_data)
+        await self._commit()
+        return completed
+
+    async def fail(
+        self, request_id: str, worker_id: str, error_message: str, retryable: bool
+    ) -> Status:
+        status = self.core.fail(request_id, worker_id, error_message, retryable)
+        await self._commit()
+        if status is None:
+            stored = await self.get(request_id)
+            if stored is None:
+                raise UnknownRequest(request_id)
+            status = stored.status
+        return status
+
+    async def release(self, request_ids: Sequence[str], worker_id: str) -> int:
+        released = self.core.release(request_ids, worker_id)
+        await self._commit()
+        return released
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, request_id: str) -> IBRequest | None:
+        self._start_housekeeping()
+        request = self.core.get(request_id)
+        if request is None:  # final and evicted from memory, or unknown
+            request = await self.committer.run_blocking(self.committer.journal.lookup, request_id)
+        return request
+
+    async def wait(self, request_id: str, timeout: float) -> IBRequest:
+        """The request once final (and durable); ``RequestTimeout`` after ``timeout`` s."""
+        request = await self.get(request_id)
+        if request is None:
+            raise UnknownRequest(request_id)
+        if not request.is_final:
+            event = self._waiters.setdefault(request_id, asyncio.Event())
+            self._waiter_counts[request_id] += 1
+            try:
+                await asyncio.wait_for(event.wait(), timeout)
+            except TimeoutError:
+                raise RequestTimeout(request_id, timeout) from None
+            finally:
+                self._waiter_counts[request_id] -= 1
+                if not self._waiter_counts[request_id]:
+                    del self._waiter_counts[request_id]
+                    self._waiters.pop(request_id, None)
+            request = await self.get(request_id)
+        await self.committer.barrier()
+        assert request is not None
+        return request
+
+    async def stats(self) -> dict[str, Any]:
+        self._start_housekeeping()
+        self.core.tick()
+        self._journal(self.core.drain_changes())
+        return {**queue_stats(self.core, time.time()), "journal": self.committer.stats()}
+
+    async def compact(self) -> dict[str, Any]:
+        return await self.committer.compact()
+
+    async def ping(self) -> str:
+        return "pong"
+
+    # ------------------------------------------------------------------ internals
+
+    async def _commit(self) -> None:
+        """Journal the changes of the calling method; return once they are durable."""
+        self._start_housekeeping()
+        await self._journal(self.core.drain_changes())
+
+    def _journal(self, changes: list[IBRequest]) -> asyncio.Future[None]:
+        durable = self.committer.append(changes)
+        finals = [r.request_id for r in changes if r.is_final and r.request_id in self._waiters]
+        if finals:
+            durable.add_done_callback(lambda f: f.exception() or self._wake_waiters(finals))
+        return durable
+
+    def _wake_waiters(self, request_ids: list[str]) -> None:
+        for request_id in request_ids:
+            event = self._waiters.get(request_id)
+            if event is not None:
+                event.set()
+
+    def _start_housekeeping(self) -> None:
+        if self._housekeeper is None or self._housekeeper.done():
+            self._housekeeper = asyncio.get_running_loop().create_task(self._housekeep())
+
+    async def _housekeep(self) -> None:
+        """Expire leases and wake due retries even when nobody claims (dead letters, waits)."""
+        while True:
+            await asyncio.sleep(self.config.housekeeping_seconds)
+            try:
+                self.core.tick()
+                self._journal(self.core.drain_changes())
+            except Exception:  # keep housekeeping alive; the next call will surface errors
+                log.exception("queue housekeeping failed")
+
+
+def get_or_create_queue(
+    data_dir: str | os.PathLike[str],
+    config: QueueConfig | None = None,
+    *,
+    name: str = QUEUE_ACTOR,
+    namespace: str = NAMESPACE,
+) -> ray.actor.ActorHandle:
+    """The named, detached queue actor, created on this node if it does not exist yet.
+
+    It is pinned to the node that creates it because ``data_dir`` is usually local disk: a
+    queue restarted elsewhere would not find its journal. An existing actor is returned
+    as is (its ``data_dir`` and ``config`` are the ones it was created with).
+    """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
+    actor_class = ray.remote(RequestQueue)
+    return actor_class.options(
+        name=name,
+        namespace=namespace,
+        lifetime="detached",
+        get_if_exists=True,
+        max_restarts=-1,
+        # Safe: submits coalesce with their own earlier attempt, completes and fails from
+        # the lease holder are idempotent; claim opts out (see RequestQueue.claim).
+        max_task_retries=-1,
+        num_cpus=0,
+        max_concurrency=MAX_CONCURRENCY,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False),
+    ).remote(os.path.abspath(os.fspath(data_dir)), config)

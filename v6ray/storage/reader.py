@@ -1,0 +1,59 @@
+"""Read v6ray's Delta tables as polars DataFrames (``v6ray.read_table``)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import polars as pl
+from deltalake import DeltaTable
+
+from v6ray import constants
+from v6ray.config import Settings
+from v6ray.storage.schemas import table_path, table_spec
+
+# A reader can load a table version whose files a compaction has just vacuumed (the queue
+# vacuums with zero retention): such a read is retried against the newer version.
+READ_ATTEMPTS = 5
+
+
+def read_table(name: str, data_dir: str | os.PathLike[str] | None = None) -> pl.DataFrame:
+    """The table ``name`` as a DataFrame; ``ib_requests`` gives one row per request.
+
+    A registered table that does not exist yet reads as an empty frame with its schema;
+    a name that is not registered raises ``UnknownTable``.
+    """
+    spec = table_spec(name)
+    path = table_path(data_dir if data_dir is not None else Settings.from_env().data_path, name)
+    frame = _read_delta(path)
+    if frame is None:
+        frame = pl.from_arrow(spec.schema.empty_table())
+    if spec.name == constants.REQUESTS_TABLE:
+        return latest_requests(frame)
+    return frame
+
+
+def _read_delta(path: str) -> pl.DataFrame | None:
+    for attempt in range(READ_ATTEMPTS):
+        if not DeltaTable.is_deltatable(path):
+            return None
+        try:
+            return pl.from_arrow(DeltaTable(path).to_pyarrow_table())
+        except OSError:
+            if attempt == READ_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    return None
+
+
+def latest_requests(frame: pl.DataFrame, *, keep_journal_columns: bool = False) -> pl.DataFrame:
+    """Latest state per request_id of the ``ib_requests`` journal (its row with max ``seq``).
+
+    Sorted by creation. ``seq`` is journal bookkeeping and dropped unless asked for.
+    """
+    latest = (
+        frame.sort("seq")
+        .unique(subset=["request_id"], keep="last", maintain_order=True)
+        .sort(["created_at", "seq"])
+    )
+    return latest if keep_journal_columns else latest.drop("seq")
