@@ -1,0 +1,100 @@
+"""A simple weekday session calendar in America/New_York (no holidays).
+
+Stocks and ETFs: regular hours 09:30-16:00, extended 04:00-20:00 (useRTH=0).
+Indices and options: 09:30-16:00 whatever useRTH says.
+Futures: 18:00 the evening before to 17:00 (useRTH=0), 09:30-16:00 with useRTH=1.
+A session is named by its trade date, Monday to Friday.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+NEW_YORK = ZoneInfo("America/New_York")
+IB_TIMEZONE_NAME = "US/Eastern"  # how IB names that zone in bar dates and contract details
+
+
+class SessionKind(StrEnum):
+    EQUITY = "equity"  # stocks, ETFs: extended hours outside RTH
+    INDEX = "index"  # indices and options: regular hours only
+    FUTURE = "future"  # nearly 24 h outside RTH
+
+
+@dataclass(frozen=True)
+class Session:
+    trade_date: date
+    start: int  # epoch seconds, inclusive
+    end: int  # epoch seconds, exclusive
+
+
+def _at(day: date, hour: int, minute: int = 0) -> int:
+    return int(datetime.combine(day, time(hour, minute), tzinfo=NEW_YORK).timestamp())
+
+
+def session_on(kind: SessionKind, use_rth: bool, day: date) -> Session | None:
+    """The session trading on ``day``, or None on weekends."""
+    if day.weekday() >= 5:
+        return None
+    if kind is SessionKind.FUTURE and not use_rth:
+        return Session(day, _at(day - timedelta(days=1), 18), _at(day, 17))
+    if kind is SessionKind.EQUITY and not use_rth:
+        return Session(day, _at(day, 4), _at(day, 20))
+    return Session(day, _at(day, 9, 30), _at(day, 16))
+
+
+def sessions_between(kind: SessionKind, use_rth: bool, first: date, last: date) -> list[Session]:
+    """Sessions whose trade date lies in [first, last]."""
+    out = []
+    day = first
+    while day <= last:
+        session = session_on(kind, use_rth, day)
+        if session:
+            out.append(session)
+        day += timedelta(days=1)
+    return out
+
+
+def sessions_before(kind: SessionKind, use_rth: bool, end: int, count: int) -> list[Session]:
+    """The last ``count`` sessions that started before ``end`` (epoch seconds), oldest first."""
+    day = datetime.fromtimestamp(end, NEW_YORK).date() + timedelta(days=1)
+    out: list[Session] = []
+    while len(out) < count:
+        session = session_on(kind, use_rth, day)
+        if session and session.start < end:
+            out.append(session)
+        day -= timedelta(days=1)
+    return out[::-1]
+
+
+def intraday_bars(session: Session, bar_seconds: int) -> list[tuple[int, int]]:
+    """Bars of one session as (start, end): the first starts at the session open, the
+    others on wall-clock multiples of the bar size, as IB aligns them (hourly RTH bars
+    start 09:30, 10:00, 11:00, ...)."""
+    local = datetime.fromtimestamp(session.start, NEW_YORK)
+    since_midnight = local.hour * 3600 + local.minute * 60 + local.second
+    boundary = session.start + bar_seconds - since_midnight % bar_seconds
+    bars = []
+    start = session.start
+    while start < session.end:
+        end = min(boundary, session.end)
+        bars.append((start, end))
+        start, boundary = end, boundary + bar_seconds
+    return bars
+
+
+def trading_hours(kind: SessionKind, use_rth: bool, first: date, days: int) -> str:
+    """IB's tradingHours/liquidHours text for a few days: ``20250106:0930-20250106:1600;...``."""
+    parts = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        session = session_on(kind, use_rth, day)
+        if session is None:
+            parts.append(f"{day:%Y%m%d}:CLOSED")
+            continue
+        start = datetime.fromtimestamp(session.start, NEW_YORK)
+        end = datetime.fromtimestamp(session.end, NEW_YORK)
+        parts.append(f"{start:%Y%m%d:%H%M}-{end:%Y%m%d:%H%M}")
+    return ";".join(parts)
