@@ -1,0 +1,129 @@
+"""Status rendering and the service state file (pure)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from v6ray import status
+from v6ray.cluster import is_loopback, split_address
+from v6ray.config import Settings
+from v6ray.service import ServiceState, results_dir
+
+STATS = {
+    "queue": {
+        "depth": {"PENDING": 3, "PROCESSING": 2, "SUCCESS": 40, "FAILED": 1, "CANCELLED": 0},
+        "by_type": {
+            "market_bars": {"PENDING": 3, "SUCCESS": 10},
+            "option_chain": {"PENDING": 0, "SUCCESS": 0},
+        },
+        "by_priority": {"2": {"SUCCESS": 40}},
+        "in_flight": 2,
+        "oldest_pending_age_s": 4.25,
+        "recent_failures": [
+            {
+                "request_id": "r1",
+                "request_type": "market_bars",
+                "symbol": "ZZZ",
+                "error_message": "IB error 200: no security definition",
+            }
+        ],
+        "submitted_total": 46,
+        "coalesced_total": 5,
+    },
+    "gateway": {
+        "state": "connected",
+        "circuit": "closed",
+        "in_flight": 2,
+        "lines_in_use": 7,
+        "line_budget": 95,
+        "pacing": {"messages_per_second": 40, "hist_open": 1},
+        "ib_errors": {"200": 1},
+    },
+}
+
+
+def test_one_line_status_has_the_live_numbers():
+    line = status.one_line(STATS)
+    assert "\n" not in line
+    for text in (
+        "3 pending",
+        "in flight 2",
+        "IB connected",
+        "circuit closed",
+        "lines 7/95",
+        "ok 40",
+        "failed 1",
+    ):
+        assert text in line
+
+
+def test_text_status_shows_every_section():
+    text = status.to_text(STATS, {"simulate": True, "ray_address": "127.0.0.1:1"})
+    for fragment in (
+        "SIMULATED",
+        "PENDING 3",
+        "market_bars",
+        "connected",
+        "7 in use of 95",
+        "hist_open=1",
+        "200=1",
+        "no security definition",
+        "oldest pending 4.2",
+    ):
+        assert fragment in text, fragment
+    assert "option_chain" not in text  # all-zero rows are left out
+
+
+def test_text_status_survives_a_gateway_that_is_not_running():
+    text = status.to_text({"queue": {}, "gateway": {"state": "not running"}})
+    assert "not running" in text and "recent failures: none" in text
+    assert "lines" in status.one_line({})
+
+
+def test_json_status_round_trips():
+    payload = json.loads(status.to_json(STATS, {"ray_address": "127.0.0.1:1"}))
+    assert payload["queue"]["depth"]["SUCCESS"] == 40
+    assert payload["gateway"]["lines_in_use"] == 7
+    assert payload["service"]["ray_address"] == "127.0.0.1:1"
+
+
+def test_state_file_round_trip(tmp_path):
+    state = ServiceState(
+        base_data_dir=str(tmp_path),
+        results_dir=str(tmp_path / "simulated"),
+        ray_address="127.0.0.1:5",
+        owns_cluster=True,
+        simulate=True,
+        time_scale=0.1,
+        ib_host="127.0.0.1",
+        ib_port=4002,
+        client_id=17,
+        head_pid=123,
+        head_temp_dir="/tmp/v6ray-x",
+    )
+    state.save()
+    assert os.path.exists(ServiceState.path(str(tmp_path)))
+    assert ServiceState.load(str(tmp_path)) == state
+    assert state.head().pid == 123
+    state.remove()
+    assert ServiceState.load(str(tmp_path)) is None
+
+
+def test_corrupt_state_file_reads_as_none(tmp_path):
+    path = ServiceState.path(str(tmp_path))
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as out:
+        out.write("{not json")
+    assert ServiceState.load(str(tmp_path)) is None
+
+
+def test_simulated_data_is_kept_apart(tmp_path):
+    settings = Settings(data_dir=str(tmp_path))
+    assert results_dir(settings, simulate=False) == str(tmp_path)
+    assert results_dir(settings, simulate=True) == str(tmp_path / "simulated")
+
+
+def test_addresses():
+    assert split_address("127.0.0.1:6379") == ("127.0.0.1", 6379)
+    assert is_loopback("localhost:1") and not is_loopback("10.0.0.5:6379")

@@ -1,0 +1,280 @@
+"""The ``v6ray`` command: argument parsing and error reporting.
+
+``make_parser()`` only describes the commands; ``main()`` parses, dispatches to
+``v6ray.cli_commands`` (which imports Ray lazily, so ``v6ray --help`` and bad input answer
+fast) and turns every error a user can cause into one line on stderr and a non-zero exit
+code, never a traceback. ``V6RAY_DEBUG=1`` shows the traceback of unexpected errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from v6ray.config import SettingsError
+from v6ray.errors import V6RayError
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # the command ran and failed (service not running, request FAILED, ...)
+EXIT_USAGE = 2  # the command line itself is wrong (argparse uses 2 as well)
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad command-line input that argparse cannot see (``--param`` syntax, ...)."""
+
+
+class CommandFailed(Exception):
+    """The command ran but did not succeed; the message is the one line the user sees."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors raise instead of exiting so ``main`` stays the only exit point."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
+    return value
+
+
+def _service_options(*, address: bool = True) -> argparse.ArgumentParser:
+    """--data-dir/--address shared by every command that talks to the service."""
+    parent = _Parser(add_help=False)
+    parent.add_argument(
+        "--data-dir",
+        help="where the Delta tables and the service state live "
+        "(env V6RAY_DATA_DIR, default ./v6ray-data)",
+    )
+    if address:
+        parent.add_argument(
+            "--address",
+            help="Ray cluster address host:port (env V6RAY_RAY_ADDRESS; default: the cluster "
+            "`v6ray up` recorded in the data dir)",
+        )
+    return parent
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="v6ray",
+        description="One durable priority queue and one IB connection for every Interactive "
+        "Brokers market-data request. Start with `v6ray up --simulate`.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    service = _service_options()
+    data_only = _service_options(address=False)
+
+    up = commands.add_parser(
+        "up", parents=[service], help="start the service (Ray cluster, queue, gateway, scheduler)"
+    )
+    up.add_argument(
+        "--simulate",
+        action="store_true",
+        help="run against the built-in IB Gateway simulator (data under <data-dir>/simulated)",
+    )
+    up.add_argument("--ib-host", help="IB Gateway/TWS host (env V6RAY_IB_HOST)")
+    up.add_argument("--ib-port", type=int, help="IB Gateway/TWS port (env V6RAY_IB_PORT)")
+    up.add_argument(
+        "--client-id", type=_non_negative_int, help="IB API client id (env V6RAY_CLIENT_ID)"
+    )
+    up.add_argument(
+        "--time-scale",
+        type=_positive_float,
+        help="scale every IB pacing window (1.0 for real IB; env V6RAY_TIME_SCALE)",
+    )
+    up.add_argument(
+        "--detach", action="store_true", help="return once deployed and leave it running"
+    )
+    up.add_argument("--schedule", metavar="FILE", help="scheduler jobs file (optional)")
+    up.add_argument(
+        "--num-cpus",
+        type=_non_negative_int,
+        help="CPUs of the local Ray cluster `up` starts (default: all)",
+    )
+
+    down = commands.add_parser("down", parents=[service], help="stop what `v6ray up` started")
+    down.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        help="seconds the gateway gets to finish in-flight requests (default 60)",
+    )
+
+    status = commands.add_parser("status", parents=[service], help="show queue and gateway state")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    submit = commands.add_parser("submit", parents=[service], help="queue one request")
+    submit.add_argument(
+        "request_type",
+        metavar="TYPE",
+        help="option_chain | futures_snapshot | market_bars | position_update",
+    )
+    submit.add_argument("symbol", metavar="SYMBOL", help="symbol, root or * (all positions)")
+    submit.add_argument("--priority", type=int, help="1 immediate, 2 normal, 3 background")
+    submit.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a request parameter; VALUE is JSON when it parses (45, false), else text",
+    )
+    submit.add_argument("--wait", action="store_true", help="wait for the final status")
+    submit.add_argument(
+        "--timeout", type=_positive_float, default=300.0, help="seconds to wait (default 300)"
+    )
+
+    history = commands.add_parser(
+        "load-history", parents=[service], help="load historical bars for symbols"
+    )
+    history.add_argument("symbols", nargs="+", metavar="SYMBOL")
+    history.add_argument("--duration", help='IB duration per symbol, e.g. "1 Y"')
+    history.add_argument("--bar-size", help='IB bar size, e.g. "1 day"')
+
+    futures = commands.add_parser(
+        "load-futures", parents=[service], help="snapshot futures (all configured roots)"
+    )
+    futures.add_argument("roots", nargs="*", metavar="ROOT")
+
+    commands.add_parser(
+        "derive-stats", parents=[service], help="compute derived_statistics from stored data"
+    )
+
+    show = commands.add_parser(
+        "show", parents=[data_only], help="print a table (no running service needed)"
+    )
+    show.add_argument("table", metavar="TABLE")
+    show.add_argument(
+        "--limit", type=_non_negative_int, default=20, help="rows to print (default 20)"
+    )
+    show.add_argument(
+        "--simulated",
+        action="store_true",
+        help="read <data-dir>/simulated (what `up --simulate` writes)",
+    )
+
+    compact = commands.add_parser(
+        "compact", parents=[service], help="compact Delta tables (all when TABLE is omitted)"
+    )
+    compact.add_argument("table", nargs="?", metavar="TABLE")
+    compact.add_argument("--simulated", action="store_true", help="compact <data-dir>/simulated")
+
+    # `v6ray sim ...` is handed to v6ray.sim.cli.main unparsed (see main); these flags
+    # document the contract in `v6ray --help` and keep the parser test honest.
+    sim = commands.add_parser("sim", help="run the IB Gateway simulator in the foreground")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=4002)
+    sim.add_argument("--seed", type=int)
+    sim.add_argument("--time-scale", type=_positive_float)
+    sim.add_argument("--stats-file")
+    return parser
+
+
+# --------------------------------------------------------------------------- --param
+
+
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
+    """``["dte=45", "use_rth=false", "bar_size=1 hour"]`` → ``{"dte": 45, ...}``.
+
+    A value is JSON when it parses as JSON (numbers, true/false, null, lists, objects),
+    otherwise it is kept as text, so ``duration=5 D`` needs no quoting of its own.
+    """
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--param {item!r}: expected KEY=VALUE, e.g. --param dte=45")
+        if key in params:
+            raise UsageError(f"--param {key!r} given twice")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["sim"]:
+        # The simulator owns its flags (faults, limits, ...); hand it the rest as is.
+        from v6ray.sim.cli import main as sim_main
+
+        return _guarded(lambda: sim_main(args_list[1:]))
+    try:
+        args = make_parser().parse_args(args_list)
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE, usage_hint=True)
+    except SystemExit as exc:  # --help / --version print and "exit"
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+
+    from v6ray import cli_commands
+
+    return _guarded(lambda: cli_commands.dispatch(args))
+
+
+def _guarded(action: Any) -> int:
+    try:
+        code = action()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except CommandFailed as exc:
+        return _fail(str(exc), exc.exit_code)
+    except (V6RayError, SettingsError) as exc:
+        return _fail(str(exc), EXIT_ERROR)
+    except Exception as exc:  # noqa: BLE001 - the user gets one line, not a traceback
+        if os.environ.get("V6RAY_DEBUG"):
+            traceback.print_exc()
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        message = f"unexpected {type(exc).__name__}" + (f": {detail}" if detail else "")
+        return _fail(message + " (V6RAY_DEBUG=1 shows the traceback)", EXIT_ERROR)
+    return EXIT_OK if code is None else int(code)
+
+
+def _fail(message: str, code: int, *, usage_hint: bool = False) -> int:
+    line = " ".join(message.split())  # one line, whatever the exception text held
+    if usage_hint:
+        line += " (see `v6ray COMMAND --help`)"
+    print(f"v6ray: error: {line}", file=sys.stderr)
+    return code
+
+
+def run() -> None:
+    """Console-script entry point (``v6ray = "v6ray.cli:run"``)."""
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""What each ``v6ray`` command does, once ``v6ray.cli`` has parsed it.
+
+Ray, polars and Delta are imported inside the commands that need them, so a usage error or
+``v6ray show`` never pays for starting Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from v6ray import constants
+from v6ray.cli import CommandFailed, UsageError, parse_params
+from v6ray.config import Settings
+from v6ray.errors import NotRunning
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    _quiet_python_logging()
+    handler: Callable[[argparse.Namespace], int] = COMMANDS[args.command]
+    return handler(args)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        data_dir=getattr(args, "data_dir", None),
+        ray_address=getattr(args, "address", None),
+        ib_host=getattr(args, "ib_host", None),
+        ib_port=getattr(args, "ib_port", None),
+        client_id=getattr(args, "client_id", None),
+        time_scale=getattr(args, "time_scale", None),
+    )
+
+
+def _client(settings: Settings) -> Any:
+    """A Client of the running service (``NotRunning`` with a hint otherwise)."""
+    from v6ray import service
+
+    state = service.connect_service(settings)
+    from v6ray.client import connect
+
+    address = settings.ray_address or (state.ray_address if state else "auto")
+    return connect(address)
+
+
+def _quiet_python_logging() -> None:
+    import logging
+
+    for name in ("ray", "ray.data", "ray.serve", "ray.util", "filelock"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+# --------------------------------------------------------------------------- up / down
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from v6ray import service
+
+    options = service.UpOptions(
+        simulate=args.simulate, detach=args.detach, schedule=args.schedule, num_cpus=args.num_cpus
+    )
+    if args.schedule and not os.path.isfile(args.schedule):
+        raise UsageError(f"--schedule {args.schedule!r}: no such file")
+    return service.up(_settings(args), options)
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from v6ray import service
+
+    return service.down(_settings(args), timeout=args.timeout)
+
+
+# --------------------------------------------------------------------------- status / submit
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from v6ray import service, status
+
+    settings = _settings(args)
+    client = _client(settings)
+    stats = client.stats()
+    state = service.ServiceState.load(settings.data_path)
+    info = asdict(state) if state else {"ray_address": settings.ray_address}
+    info = {
+        k: info.get(k)
+        for k in (
+            "ray_address",
+            "dashboard_url",
+            "simulate",
+            "results_dir",
+            "owns_cluster",
+            "started_at",
+            "ib_host",
+            "ib_port",
+        )
+    }
+    print(status.to_json(stats, info) if args.json else status.to_text(stats, info))
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from v6ray.model import Status, new_request
+
+    params = parse_params(args.param)
+    kwargs: dict[str, Any] = {"parameters": params}
+    if args.priority is not None:
+        kwargs["priority"] = args.priority
+    # Validate here too (pure, no Ray): bad input is reported even with no service running.
+    new_request(args.request_type, args.symbol, **kwargs)
+    client = _client(_settings(args))
+    request_id = client.submit(args.request_type, args.symbol, **kwargs)
+    if not args.wait:
+        print(request_id)
+        return 0
+    print(f"{request_id} queued; waiting (up to {args.timeout:g} s) ...", file=sys.stderr)
+    request = client.wait(request_id, timeout=args.timeout)
+    status = Status(request.status)
+    print(f"{request_id} {status.value} after {request.attempts} attempt(s)")
+    if request.result_data:
+        print(f"result: {_compact_json(request.result_data)}")
+    if request.error_message:
+        print(f"error: {request.error_message}")
+    if status is not Status.SUCCESS:
+        raise CommandFailed(
+            f"request {request_id} ended {status.value}"
+            + (f": {request.error_message}" if request.error_message else "")
+        )
+    return 0
+
+
+def _compact_json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+# --------------------------------------------------------------------------- scripts
+
+
+def cmd_load_history(args: argparse.Namespace) -> int:
+    client = _client(_settings(args))
+    from v6ray.scripts.load_historical_data import load_history
+
+    kwargs = {k: v for k, v in (("duration", args.duration), ("bar_size", args.bar_size)) if v}
+    return _run_script(lambda: load_history(client, args.symbols, **kwargs))
+
+
+def cmd_load_futures(args: argparse.Namespace) -> int:
+    client = _client(_settings(args))
+    from v6ray.scripts.load_futures_data import load_futures
+
+    return _run_script(lambda: load_futures(client, args.roots or None))
+
+
+def cmd_derive_stats(args: argparse.Namespace) -> int:
+    from v6ray import service
+
+    settings = _settings(args)
+    client = _client(settings)
+    from v6ray.scripts.derive_statistics import derive_statistics
+
+    state = service.ServiceState.load(settings.data_path)
+    data_dir = state.results_dir if state else settings.data_path
+    return _run_script(lambda: derive_statistics(client, data_dir))
+
+
+def _run_script(action: Callable[[], Any]) -> int:
+    """Run one of helper scripts; they print their progress while they wait."""
+    started = time.monotonic()
+    summary = action()
+    render = getattr(summary, "render", None)
+    print(render() if callable(render) else summary)
+    print(f"done in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    failed = getattr(summary, "failed", 0)
+    if isinstance(failed, list | tuple | set | dict):
+        failed = len(failed)
+    if failed:
+        raise CommandFailed(f"{failed} request(s) FAILED (see above)")
+    return 0
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _tables_dir(args: argparse.Namespace, settings: Settings) -> str:
+    """Where the tables are: --simulated, else what `up` recorded, else a guess that says so."""
+    from v6ray import service
+
+    base = settings.data_path
+    simulated = os.path.join(base, constants.SIMULATED_DATA_SUBDIR)
+    if getattr(args, "simulated", False):
+        return simulated
+    state = service.ServiceState.load(base)
+    if state is not None:
+        return state.results_dir
+    if not _has_tables(base) and _has_tables(simulated):
+        print(f"(reading simulated data in {simulated})", file=sys.stderr)
+        return simulated
+    return base
+
+
+def _has_tables(path: str) -> bool:
+    from v6ray.storage.schemas import TABLES
+
+    return any(os.path.isdir(os.path.join(path, name, "_delta_log")) for name in TABLES)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from v6ray.storage.schemas import table_spec
+
+    table_spec(args.table)  # UnknownTable (listing the known ones) before touching disk
+    settings = _settings(args)
+    directory = _tables_dir(args, settings)
+    if not os.path.isdir(directory):
+        raise CommandFailed(
+            f"data dir {directory} does not exist (set --data-dir or "
+            "V6RAY_DATA_DIR, or start with `v6ray up --simulate`)"
+        )
+    import polars as pl
+
+    from v6ray.storage.reader import read_table
+
+    frame = read_table(args.table, data_dir=directory)
+    with pl.Config(
+        tbl_rows=max(args.limit, 1), tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=40
+    ):
+        print(frame.tail(args.limit) if args.limit else frame.head(0))
+    print(f"{frame.height} row(s) in {args.table} ({directory})", file=sys.stderr)
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from v6ray.storage.schemas import TABLES, table_spec
+
+    names = [table_spec(args.table).name] if args.table else list(TABLES)
+    settings = _settings(args)
+    directory = _tables_dir(args, settings)
+    for name in names:
+        if name == constants.REQUESTS_TABLE:
+            print(_compact_journal(settings))
+            continue
+        from v6ray.storage.maintenance import compact_table
+
+        result = compact_table(directory, name)
+        if not result.get("exists"):
+            print(f"{name}: no table yet")
+        else:
+            print(
+                f"{name}: {result['files_before']} → {result['files_after']} files, "
+                f"{result['files_vacuumed']} vacuumed ({result['seconds']} s)"
+            )
+    return 0
+
+
+def _compact_journal(settings: Settings) -> str:
+    """Only the queue writes ``ib_requests``; so only the queue actor compacts it."""
+    import ray
+
+    try:
+        _client(settings)
+    except NotRunning:
+        return (
+            f"{constants.REQUESTS_TABLE}: skipped (the running queue compacts its journal; "
+            "the service is not running)"
+        )
+    queue = ray.get_actor(constants.QUEUE_ACTOR, namespace=constants.NAMESPACE)
+    result = ray.get(queue.compact.remote(), timeout=300)
+    return f"{constants.REQUESTS_TABLE}: compacted by the queue ({_compact_json(result)})"
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "status": cmd_status,
+    "submit": cmd_submit,
+    "load-history": cmd_load_history,
+    "load-futures": cmd_load_futures,
+    "derive-stats": cmd_derive_stats,
+    "show": cmd_show,
+    "compact": cmd_compact,
+}

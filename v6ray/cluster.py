@@ -1,0 +1,309 @@
+"""The Ray cluster under v6ray: start a head `v6ray up` owns, connect to a cluster, stop it.
+
+Why it is done this way:
+- ``ray stop`` kills every Ray cluster on the machine (other users', a test suite's), so
+  v6ray never calls it. An owned head is ``ray start --head --block`` run as a child in its
+  own session; ``--block`` makes it tear its processes down when signalled, so stopping
+  the cluster is signalling that one process group.
+- ``ray start`` writes ``<temp-dir>/ray_current_cluster``, which a bare ``ray.init()``
+  elsewhere on the machine would then join. Each owned head gets its own short temp dir
+  (short: Ray's unix socket paths live under it) so nobody else's ``ray.init()`` is hijacked.
+- ``ray start --node-ip-address=127.0.0.1`` still advertises the machine's routable IP and
+  binds the GCS and raylet on all interfaces unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``
+  (Ray's own "single machine" switch) is set; with it every port binds 127.0.0.1. A driver
+  connecting to a loopback address needs the same switch, or Ray rewrites 127.0.0.1 to the
+  routable IP and the connection fails.
+- Ray >= 2.5x enables token authentication; an explicit address never turns it on by
+  itself, so the auth mode the head was started with is recorded and re-applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from v6ray.errors import NotRunning
+
+HEAD_START_TIMEOUT = 90.0  # `ray start` takes ~5 s on an idle machine; CI shares 2 cores
+HEAD_STOP_TIMEOUT = 30.0  # then SIGKILL whatever is left of the process group
+OBJECT_STORE_BYTES = 512 * 1024 * 1024  # results are small Arrow tables; don't take 30% of RAM
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+_SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_AUTH_MODE_ENV = "RAY_AUTH_MODE"
+
+
+class ClusterStartFailed(RuntimeError):
+    """``ray start`` exited or never became reachable; the message holds its last log line."""
+
+
+@dataclass(frozen=True)
+class OwnedHead:
+    pid: int  # the `ray start --block` process; also its process-group and session id
+    gcs_address: str
+    dashboard_url: str
+    temp_dir: str
+    log_path: str
+    auth_mode: str | None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"Ray address must be host:port, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(address: str) -> bool:
+    return split_address(address)[0] in _LOOPBACK_HOSTS
+
+
+def reachable(address: str, timeout: float = 2.0) -> bool:
+    """A TCP connect to the GCS: ray.init on a dead address retries for a minute."""
+    try:
+        host, port = split_address(address)
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) is not alive for our purposes.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def use_single_machine_mode() -> None:
+    """Make Ray in this process keep 127.0.0.1 as 127.0.0.1 (see the module docstring)."""
+    os.environ[_SINGLE_MACHINE_ENV] = "0"
+    import ray._private.ray_constants as ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read at call time; the env only at import
+
+
+def _token_available() -> bool:
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return True
+    return (Path.home() / ".ray" / "auth_token").exists()
+
+
+def _prepare_auth(env: dict[str, str]) -> str | None:
+    """The auth mode for a head we start: the user's RAY_AUTH_MODE, else Ray's default (token).
+
+    Ray creates ``~/.ray/auth_token`` itself for local clusters; ``ray start`` does not, so
+    when none exists it is generated the way ``ray get-auth-token --generate`` does. The
+    token is never read or printed by v6ray.
+    """
+    if env.get(_AUTH_MODE_ENV):
+        return env[_AUTH_MODE_ENV]
+    if not _token_available():
+        from ray._private.authentication.authentication_token_setup import (
+            generate_and_save_token,
+        )
+
+        generate_and_save_token()
+    env[_AUTH_MODE_ENV] = "token"
+    return "token"
+
+
+def apply_auth_mode(auth_mode: str | None) -> None:
+    """Before connecting: use the auth mode the cluster was started with."""
+    if auth_mode and not os.environ.get(_AUTH_MODE_ENV):
+        os.environ[_AUTH_MODE_ENV] = auth_mode
+        try:  # Ray caches its config per process; refresh it as Ray itself does
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except Exception:  # noqa: BLE001 - older Ray: the env var alone is enough
+            pass
+
+
+# --------------------------------------------------------------------------- start / stop
+
+
+def start_head(state_dir: str, *, num_cpus: int | None = None) -> OwnedHead:
+    """Start a local head as our child in its own session and wait until its GCS answers."""
+    os.makedirs(state_dir, exist_ok=True)
+    gcs_port, dashboard_port = free_port(), free_port()
+    client_port, agent_port = free_port(), free_port()
+    temp_dir = f"/tmp/v6ray-{secrets.token_hex(4)}"
+    log_path = os.path.join(state_dir, "ray-head.log")
+    cpus = num_cpus if num_cpus else max(2, os.cpu_count() or 2)
+    env = dict(os.environ)
+    env[_SINGLE_MACHINE_ENV] = "0"
+    env.pop("RAY_ADDRESS", None)  # a head must not try to join anything
+    auth_mode = _prepare_auth(env)
+    command = [
+        sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+        "--node-ip-address=127.0.0.1",
+        "--dashboard-host=127.0.0.1",
+        f"--port={gcs_port}",
+        f"--dashboard-port={dashboard_port}",
+        f"--ray-client-server-port={client_port}",
+        f"--dashboard-agent-listen-port={agent_port}",
+        f"--num-cpus={cpus}",
+        f"--object-store-memory={OBJECT_STORE_BYTES}",
+        f"--temp-dir={temp_dir}",
+        "--disable-usage-stats",
+    ]  # fmt: skip
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # Ctrl-C in the terminal of `up` must not hit Ray directly
+            close_fds=True,
+        )
+    head = OwnedHead(
+        pid=process.pid,
+        gcs_address=f"127.0.0.1:{gcs_port}",
+        dashboard_url=f"http://127.0.0.1:{dashboard_port}",
+        temp_dir=temp_dir,
+        log_path=log_path,
+        auth_mode=auth_mode,
+    )
+    deadline = time.monotonic() + HEAD_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stop_head(head)
+            raise ClusterStartFailed(
+                f"`ray start` exited ({process.returncode}): {_tail(log_path)}"
+            )
+        if reachable(head.gcs_address, timeout=0.5) and _log_says_started(log_path):
+            return head
+        time.sleep(0.5)
+    stop_head(head)
+    raise ClusterStartFailed(
+        f"Ray did not start within {HEAD_START_TIMEOUT:g} s: {_tail(log_path)}"
+    )
+
+
+def stop_head(head: OwnedHead, *, timeout: float = HEAD_STOP_TIMEOUT) -> list[int]:
+    """SIGTERM the head's process group, SIGKILL after ``timeout``; returns pids left over."""
+    _signal_group(head.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and cluster_processes(head):
+        time.sleep(0.25)
+    leftovers = cluster_processes(head)
+    if leftovers:
+        _signal_group(head.pid, signal.SIGKILL)
+        for pid in leftovers:
+            _kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        leftovers = cluster_processes(head)
+    _reap(head.pid)
+    if not leftovers and os.path.basename(head.temp_dir).startswith("v6ray-"):
+        shutil.rmtree(head.temp_dir, ignore_errors=True)
+    return leftovers
+
+
+def cluster_processes(head: OwnedHead) -> list[int]:
+    """Live processes of this cluster: in the head's session, or naming its temp dir."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            state, session = fields[0], int(fields[3])
+            if state == "Z":
+                continue
+            if session == head.pid:
+                found.append(pid)
+                continue
+            cmdline = (entry / "cmdline").read_bytes()
+            if head.temp_dir.encode() in cmdline:
+                found.append(pid)
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _kill(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the head is our own child (`up` in the foreground)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _log_says_started(log_path: str) -> bool:
+    try:
+        return "Ray runtime started" in Path(log_path).read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def _tail(log_path: str) -> str:
+    try:
+        lines = [line for line in Path(log_path).read_text(errors="replace").splitlines() if line]
+    except OSError:
+        return "(no log)"
+    last = lines[-1] if lines else "(empty log)"
+    return f"{last.strip()} (full log: {log_path})"
+
+
+# --------------------------------------------------------------------------- connect
+
+
+def connect(address: str, *, namespace: str, auth_mode: str | None = None) -> None:
+    """``ray.init`` on exactly this address (never "auto"), with Ray's console noise off."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if not reachable(address):
+        raise NotRunning(f"no Ray cluster answers at {address}")
+    if is_loopback(address):
+        use_single_machine_mode()
+    apply_auth_mode(auth_mode)
+    # C++ core-worker warnings (reconnect attempts, ...) would otherwise fill the terminal.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    ray.init(
+        address=address,
+        namespace=namespace,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )

@@ -1,0 +1,461 @@
+"""``v6ray up`` / ``v6ray down``: deploy the detached actors, watch them, stop them gracefully.
+
+What `up` started is written to ``<data-dir>/_v6ray/service.json`` (the state file): the
+Ray address it used, whether it owns that cluster (and the head's pid), where results go,
+and the pid of a foreground `up`. Every other command finds the service through it, so
+nobody connects to "whatever Ray cluster is around" by accident. `down` reads it, stops
+the actors gracefully and, when `up` started the cluster, ends exactly that cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from v6ray import cluster, constants
+from v6ray.config import Settings
+from v6ray.errors import NotRunning
+
+STATE_SUBDIR = "_v6ray"
+STATE_FILE = "service.json"
+DEPLOY_TIMEOUT = 120.0  # actor creation + the gateway's first connect, on a busy machine
+STOP_CALL_TIMEOUT = 30.0  # scheduler.stop / simulator.stop
+V6RAY_ACTORS = (
+    constants.SCHEDULER_ACTOR,  # stops producing first
+    constants.GATEWAY_ACTOR,  # then finishes in-flight, flushes writers, disconnects
+    constants.QUEUE_ACTOR,  # its journal is durable per call: nothing left to flush
+    constants.SIMULATOR_ACTOR,  # last: the gateway talks to it until it disconnects
+)
+
+
+class StopRequested(Exception):
+    """SIGTERM (or `v6ray down` from another terminal) asked a foreground `up` to stop."""
+
+
+# --------------------------------------------------------------------------- state file
+
+
+@dataclass
+class ServiceState:
+    base_data_dir: str  # what --data-dir / V6RAY_DATA_DIR said (absolute)
+    results_dir: str  # where the tables are: base, or base/simulated with --simulate
+    ray_address: str
+    owns_cluster: bool  # `up` started this Ray head, so `down` stops it
+    simulate: bool
+    time_scale: float
+    ib_host: str
+    ib_port: int
+    client_id: int
+    head_pid: int | None = None
+    head_temp_dir: str | None = None
+    head_log: str | None = None
+    dashboard_url: str | None = None
+    auth_mode: str | None = None
+    up_pid: int | None = None  # a foreground `up`; None once detached
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @staticmethod
+    def path(base_data_dir: str) -> str:
+        return os.path.join(base_data_dir, STATE_SUBDIR, STATE_FILE)
+
+    def save(self) -> None:
+        path = self.path(self.base_data_dir)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as out:
+            json.dump(asdict(self), out, indent=2)
+        os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+    @classmethod
+    def load(cls, base_data_dir: str) -> ServiceState | None:
+        try:
+            with open(cls.path(base_data_dir)) as src:
+                raw = json.load(src)
+        except (OSError, ValueError):
+            return None
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in raw.items() if k in known})
+        except TypeError:
+            return None
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path(self.base_data_dir))
+
+    def head(self) -> cluster.OwnedHead | None:
+        if not (self.owns_cluster and self.head_pid and self.head_temp_dir):
+            return None
+        return cluster.OwnedHead(
+            pid=self.head_pid,
+            gcs_address=self.ray_address,
+            dashboard_url=self.dashboard_url or "",
+            temp_dir=self.head_temp_dir,
+            log_path=self.head_log or "",
+            auth_mode=self.auth_mode,
+        )
+
+    def cluster_alive(self) -> bool:
+        if self.owns_cluster and not cluster.pid_alive(self.head_pid):
+            return False
+        return cluster.reachable(self.ray_address)
+
+
+def results_dir(settings: Settings, simulate: bool) -> str:
+    base = settings.data_path
+    return os.path.join(base, constants.SIMULATED_DATA_SUBDIR) if simulate else base
+
+
+def connect_service(settings: Settings) -> ServiceState | None:
+    """Connect this process to the service's cluster: --address, else the state file."""
+    state = ServiceState.load(settings.data_path)
+    if settings.ray_address:
+        same = state is not None and state.ray_address == settings.ray_address
+        cluster.connect(
+            settings.ray_address,
+            namespace=constants.NAMESPACE,
+            auth_mode=state.auth_mode if same else None,
+        )
+        return state if same else None
+    if state is None:
+        raise NotRunning(f"no service recorded in {settings.data_path}")
+    if not state.cluster_alive():
+        raise NotRunning(
+            f"the Ray cluster recorded in {ServiceState.path(state.base_data_dir)} "
+            "is gone (run `v6ray down` to clean up)"
+        )
+    cluster.connect(state.ray_address, namespace=constants.NAMESPACE, auth_mode=state.auth_mode)
+    return state
+
+
+# --------------------------------------------------------------------------- up
+
+
+@dataclass
+class UpOptions:
+    simulate: bool = False
+    detach: bool = False
+    schedule: str | None = None
+    num_cpus: int | None = None
+
+
+def up(settings: Settings, options: UpOptions, out: TextIO = sys.stdout) -> int:
+    import ray
+
+    base = settings.data_path
+    os.makedirs(base, exist_ok=True)
+    previous = ServiceState.load(base)
+    if previous is not None and not settings.ray_address and previous.cluster_alive():
+        cluster.connect(
+            previous.ray_address, namespace=constants.NAMESPACE, auth_mode=previous.auth_mode
+        )
+        if _actor(constants.GATEWAY_ACTOR) is not None:
+            mode = "SIMULATED" if previous.simulate else f"IB {previous.ib_host}:{previous.ib_port}"
+            print(
+                f"v6ray is already running ({mode}, Ray {previous.ray_address}, "
+                f"data {previous.results_dir}); see `v6ray status`, stop with `v6ray down`",
+                file=out,
+            )
+            return 0
+        state = previous  # the cluster outlived its actors: deploy onto it again
+    else:
+        if previous is not None and not settings.ray_address:
+            print("cleaning up a service that is no longer running", file=out)
+            _stop_recorded_cluster(previous, out)
+        state = _start_or_join(settings, options, out)
+
+    state.simulate, state.results_dir = options.simulate, results_dir(settings, options.simulate)
+    state.time_scale, state.client_id = settings.time_scale, settings.client_id
+    state.up_pid = None if options.detach else os.getpid()
+    state.save()  # before deploying: a half-deployed service can still be taken `down`
+    try:
+        _deploy(settings, options, state, out)
+    except BaseException:
+        print("deploy failed; stopping what was started", file=sys.stderr)
+        stop_service(state, timeout=10.0, out=out)
+        raise
+    state.save()
+    if state.dashboard_url:
+        print(f"Ray dashboard: {state.dashboard_url}", file=out)
+    print(f"Ray address:   {state.ray_address} (RAY_ADDRESS for v6ray.connect)", file=out)
+    print(f"data:          {state.results_dir}", file=out)
+    if options.detach:
+        print("v6ray is running; `v6ray status` to watch, `v6ray down` to stop", file=out)
+        ray.shutdown()
+        return 0
+    return _foreground(state, out)
+
+
+def _start_or_join(settings: Settings, options: UpOptions, out: TextIO) -> ServiceState:
+    base = settings.data_path
+    common = dict(
+        base_data_dir=base,
+        results_dir=results_dir(settings, options.simulate),
+        simulate=options.simulate,
+        time_scale=settings.time_scale,
+        ib_host=settings.ib_host,
+        ib_port=settings.ib_port,
+        client_id=settings.client_id,
+    )
+    if settings.ray_address:
+        cluster.connect(settings.ray_address, namespace=constants.NAMESPACE)
+        print(f"joined the Ray cluster at {settings.ray_address}", file=out)
+        return ServiceState(
+            ray_address=settings.ray_address,
+            owns_cluster=False,
+            auth_mode=os.environ.get("RAY_AUTH_MODE"),
+            **common,
+        )
+    print("starting a local Ray cluster (127.0.0.1) ...", file=out, flush=True)
+    head = cluster.start_head(os.path.join(base, STATE_SUBDIR), num_cpus=options.num_cpus)
+    state = ServiceState(
+        ray_address=head.gcs_address,
+        owns_cluster=True,
+        head_pid=head.pid,
+        head_temp_dir=head.temp_dir,
+        head_log=head.log_path,
+        dashboard_url=head.dashboard_url,
+        auth_mode=head.auth_mode,
+        **common,
+    )
+    state.save()
+    try:
+        cluster.connect(head.gcs_address, namespace=constants.NAMESPACE, auth_mode=head.auth_mode)
+    except BaseException:
+        cluster.stop_head(head)
+        state.remove()
+        raise
+    return state
+
+
+def _deploy(settings: Settings, options: UpOptions, state: ServiceState, out: TextIO) -> None:
+    import ray
+
+    from v6ray.gateway.actor import get_or_create_gateway
+    from v6ray.gateway.config import GatewayConfig
+    from v6ray.queue.actor import get_or_create_queue
+    from v6ray.scheduler.actor import get_or_create_scheduler
+
+    data_dir = state.results_dir
+    os.makedirs(data_dir, exist_ok=True)
+    queue = get_or_create_queue(data_dir)
+    ray.get(queue.ping.remote(), timeout=DEPLOY_TIMEOUT)
+    print(
+        f"RequestQueue ready (journal {os.path.join(data_dir, constants.REQUESTS_TABLE)})", file=out
+    )
+
+    host, port = settings.ib_host, settings.ib_port
+    if options.simulate:
+        from v6ray.sim import SimConfig
+        from v6ray.sim.actor import get_or_create_simulator
+
+        sim = get_or_create_simulator(
+            SimConfig(host="127.0.0.1", port=0, time_scale=settings.time_scale)
+        )
+        host, port = "127.0.0.1", int(ray.get(sim.port.remote(), timeout=DEPLOY_TIMEOUT))
+        print(
+            f"SIMULATED IB Gateway on {host}:{port} (no real IB; time scale "
+            f"{settings.time_scale:g}; data kept apart in {data_dir})",
+            file=out,
+        )
+    state.ib_host, state.ib_port = host, port
+    state.save()
+
+    resources = ray.cluster_resources()
+    node_resource = (
+        constants.GATEWAY_NODE_RESOURCE if resources.get(constants.GATEWAY_NODE_RESOURCE) else None
+    )
+    config = GatewayConfig(
+        host=host, port=port, client_id=settings.client_id, time_scale=settings.time_scale
+    )
+    gateway = get_or_create_gateway(config, data_dir, node_resource=node_resource)
+    ray.get(gateway.start.remote(), timeout=DEPLOY_TIMEOUT)
+    print(f"IBGateway started (IB {host}:{port}, client id {settings.client_id})", file=out)
+
+    scheduler = get_or_create_scheduler(
+        data_dir, config_path=options.schedule, simulate=options.simulate
+    )
+    ray.get(scheduler.start.remote(), timeout=DEPLOY_TIMEOUT)
+    print("UnifiedScheduler started", file=out, flush=True)
+
+
+def _foreground(state: ServiceState, out: TextIO) -> int:
+    """Live one-line status until Ctrl-C / SIGTERM, then the graceful stop."""
+    from v6ray import status as status_view
+    from v6ray.client import connect
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise StopRequested()
+
+    previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
+    tty = out.isatty()
+    print("running in the foreground; Ctrl-C stops it gracefully", file=out, flush=True)
+    reason = "interrupted"
+    try:
+        client = connect(state.ray_address)
+        last_plain = 0.0
+        while True:
+            try:
+                line = status_view.one_line(client.stats())
+            except NotRunning:
+                reason = "the queue actor is gone"
+                break
+            if tty:
+                out.write("\r\033[K" + line)
+                out.flush()
+            elif time.monotonic() - last_plain >= 10.0:  # logs get a line every 10 s
+                print(line, file=out, flush=True)
+                last_plain = time.monotonic()
+            time.sleep(1.0)
+    except (KeyboardInterrupt, StopRequested):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    if tty:
+        out.write("\n")
+    print(f"stopping ({reason}) ...", file=out, flush=True)
+    # A second Ctrl-C during the graceful stop must not leave half a service behind.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return stop_service(state, timeout=60.0, out=out)
+
+
+# --------------------------------------------------------------------------- down
+
+
+def down(settings: Settings, *, timeout: float, out: TextIO = sys.stdout) -> int:
+    base = settings.data_path
+    state = ServiceState.load(base)
+    if state is None and not settings.ray_address:
+        raise NotRunning(f"nothing to stop: no service recorded in {base}")
+    if (
+        state is not None
+        and state.up_pid
+        and state.up_pid != os.getpid()
+        and cluster.pid_alive(state.up_pid)
+    ):
+        # A foreground `up` owns the service: ask it to stop, as Ctrl-C would.
+        print(f"asking the foreground `v6ray up` (pid {state.up_pid}) to stop ...", file=out)
+        os.kill(state.up_pid, signal.SIGTERM)
+        if _wait_until(lambda: not cluster.pid_alive(state.up_pid), timeout + 60.0):
+            state = ServiceState.load(base)
+            if state is None:
+                print("v6ray stopped", file=out)
+                return 0
+        print("the foreground `up` did not finish; stopping directly", file=out)
+        state = ServiceState.load(base)
+    if state is None:  # --address without a recorded service
+        state = ServiceState(
+            base_data_dir=base,
+            results_dir=base,
+            ray_address=settings.ray_address or "",
+            owns_cluster=False,
+            simulate=False,
+            time_scale=1.0,
+            ib_host="",
+            ib_port=0,
+            client_id=0,
+        )
+    return stop_service(state, timeout=timeout, out=out)
+
+
+def stop_service(state: ServiceState, *, timeout: float, out: TextIO) -> int:
+    """Graceful stop of the actors, then the cluster if `up` started it; removes the state."""
+    import ray
+
+    leftovers: list[str] = []
+    if state.cluster_alive():
+        try:
+            cluster.connect(
+                state.ray_address, namespace=constants.NAMESPACE, auth_mode=state.auth_mode
+            )
+            leftovers = _stop_actors(timeout, out)
+        except NotRunning:
+            pass
+        ray.shutdown()
+    code = 0
+    if leftovers:
+        print(f"warning: actors still alive: {', '.join(leftovers)}", file=sys.stderr)
+        code = 1
+    if not _stop_recorded_cluster(state, out):
+        code = 1
+    state.remove()
+    print("v6ray stopped", file=out, flush=True)
+    return code
+
+
+def _stop_recorded_cluster(state: ServiceState, out: TextIO) -> bool:
+    head = state.head()
+    if head is None:
+        return True
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    left = cluster.stop_head(head)
+    if left:
+        print(f"warning: Ray processes still running: {left}", file=sys.stderr)
+        return False
+    print(f"Ray cluster {state.ray_address} stopped", file=out)
+    return True
+
+
+def _stop_actors(timeout: float, out: TextIO) -> list[str]:
+    import ray
+
+    steps: list[tuple[str, str, tuple[Any, ...], float]] = [
+        (constants.SCHEDULER_ACTOR, "stop", (), STOP_CALL_TIMEOUT),
+        (constants.GATEWAY_ACTOR, "shutdown", (timeout,), timeout + 15.0),
+        (constants.SIMULATOR_ACTOR, "stop", (), STOP_CALL_TIMEOUT),
+    ]
+    for name, method, args, wait in steps:
+        handle = _actor(name)
+        if handle is None:
+            continue
+        try:
+            ray.get(getattr(handle, method).remote(*args), timeout=wait)
+            print(f"{name}: {method} done", file=out, flush=True)
+        except Exception as exc:  # noqa: BLE001 - carry on: it is killed below anyway
+            print(f"{name}: {method} failed ({type(exc).__name__}); killing it", file=out)
+    for name in _named_actors():
+        handle = _actor(name)
+        if handle is not None:
+            ray.kill(handle, no_restart=True)
+    _wait_until(lambda: not _named_actors(), 15.0)
+    return _named_actors()
+
+
+def _named_actors() -> list[str]:
+    """Names of live actors in v6ray's namespace (detached ones outlive every driver)."""
+    import ray
+
+    return sorted(
+        entry["name"]
+        for entry in ray.util.list_named_actors(all_namespaces=True)
+        if entry.get("namespace") == constants.NAMESPACE
+    )
+
+
+def _actor(name: str) -> Any:
+    import ray
+
+    try:
+        return ray.get_actor(name, namespace=constants.NAMESPACE)
+    except ValueError:
+        return None
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.25)
+    return predicate()
