@@ -8,7 +8,6 @@ historical pacing, open historical requests) are shared by every connection here
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from itertools import count
@@ -232,13 +231,3 @@ class Simulator:
         self.refuse_connections(down_seconds)
         self.drop_connections()
 
-
-async def serve_forever(config: SimConfig, stop: asyncio.Event) -> None:
-    """Run a simulator until ``stop`` is set (the CLI's main loop)."""
-    sim = Simulator(config)
-    await sim.start()
-    try:
-        await stop.wait()
-    finally:
-        with contextlib.suppress(Exception):
-            await sim.stop()
