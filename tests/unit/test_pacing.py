@@ -161,6 +161,20 @@ def test_admission_skips_what_does_not_fit_and_keeps_cheaper_ones():
     assert pickle.loads(pickle.dumps(admit)).small_bar == 0
 
 
+def test_admission_looks_ahead_by_the_horizon():
+    pacer, clock = make_pacer(pipeline_depth=0)
+    for i in range(60):
+        pacer.take_historical(call(symbol=f"S{i}"))
+        pacer.historical_finished()
+        clock.advance(1.0)
+    small = new_request("market_bars", "SPY", parameters={"bar_size": "5 secs",
+                        "duration": "1800 S"})
+    assert pacer.admission(Cost(), in_flight=0)(small) is False
+    # the first send (t=0) leaves the window at t=600, 540 s after the loop ends (t=60)
+    assert pacer.admission(Cost(), in_flight=0, horizon=539.5)(small) is False
+    assert pacer.admission(Cost(), in_flight=0, horizon=540.5)(small) is True
+
+
 def test_admission_counts_reserved_and_in_flight():
     pacer, _ = make_pacer(pipeline_depth=2, max_in_flight=5)
     admit = pacer.admission(Cost(small_bar=61), in_flight=0)

@@ -30,7 +30,6 @@ class GatewayConfig:
     # --- requests -------------------------------------------------------------------
     request_timeout: float = 20.0  # any one IB call (contract details, snapshot, positions)
     historical_timeout: float = 60.0  # one reqHistoricalData chunk
-    empty_history_retryable: bool = True  # IB answers a timeout with no bars: retry it
     claim_batch: int = 50
     max_in_flight: int = 200
     idle_min: float = 0.02  # empty queue: first idle pause, doubling to idle_max
@@ -48,7 +47,11 @@ class GatewayConfig:
     # Relative + absolute widening of every window: IB (or the simulator) timestamps on
     # receipt, so jitter between our send and their receipt must not shrink a window.
     window_margin: float = 0.01
-    window_margin_seconds: float = 0.03
+    window_margin_seconds: float = 0.1
+    # The message window never shrinks below this many real seconds: the receiver counts on
+    # receipt, and a receiver that stalls 100 ms reads 100 ms of our sends at once; a
+    # millisecond-scale window (time_scale 0.01) would let such a bunch exceed 50.
+    message_window_floor: float = 0.25
     pipeline_depth: int = 8  # requests admitted ahead of a window freeing (keeps it busy)
 
     # --- writing --------------------------------------------------------------------

@@ -54,6 +54,13 @@ class SlidingWindow:
     def available(self, now: float) -> int:
         return max(0, self.limit - self.used(now))
 
+    def available_by(self, now: float, horizon: float) -> int:
+        """Slots free at ``now + horizon`` counting only what is recorded so far."""
+        self._expire(now)
+        cutoff = now + horizon - self.seconds
+        still = sum(w for stamp, w in self._events if stamp > cutoff)
+        return max(0, self.limit - still)
+
     def delay(self, now: float, weight: int = 1) -> float:
         """Seconds until ``weight`` fits (0.0 = now); a weight above the limit fits when empty."""
         weight = min(weight, self.limit)
@@ -129,7 +136,7 @@ class PacingLimits:
 
         return cls(
             messages=config.messages_per_second,
-            message_window=scaled(1.0),
+            message_window=max(scaled(1.0), config.message_window_floor),
             small_bar_requests=ib_limits.HIST_SMALL_BAR_REQUESTS_PER_WINDOW,
             small_bar_window=scaled(ib_limits.HIST_SMALL_BAR_WINDOW_SECONDS),
             identical_window=scaled(ib_limits.HIST_IDENTICAL_WINDOW_SECONDS),
@@ -275,18 +282,19 @@ class Pacer:
         self.lines_in_use = max(0, self.lines_in_use - n)
 
     # --- admission --------------------------------------------------------------------
-    def admission(self, reserved: Cost, in_flight: int) -> Admission:
+    def admission(self, reserved: Cost, in_flight: int, horizon: float = 0.0) -> Admission:
         """Budgets for the next claim, given what admitted requests still hold in reserve.
 
-        A small look-ahead (``pipeline_depth``) admits requests just before a window frees
-        so the pacer always has the next one ready: that is what keeps efficiency near 1.
+        Look-ahead keeps the pacer fed, which is what keeps efficiency near 1: slots that
+        free within ``horizon`` seconds (the gap until the next claim) are admitted now,
+        plus ``pipeline_depth`` more; their permits still wait for the exact instant.
         """
         now = self.clock()
         lim = self.limits
         depth = lim.pipeline_depth
         return Admission(
-            small_bar=self._small.available(now) + depth - reserved.small_bar,
-            large_bar=self._large.available(now) + depth - reserved.large_bar,
+            small_bar=self._small.available_by(now, horizon) + depth - reserved.small_bar,
+            large_bar=self._large.available_by(now, horizon) + depth - reserved.large_bar,
             historical=lim.max_open_historical - self.open_historical + depth
             - reserved.historical,
             lines=lim.line_budget - self.lines_in_use + lim.line_budget - reserved.lines,

@@ -1,0 +1,219 @@
+"""IBGateway: the detached Ray actor holding the only IB connection of v6ray.
+
+A thin shell: it wires the watchdog (connection.py), the drain loop (drain.py), the pacer
+and the breaker together, and answers ``start``/``stats``/``shutdown``/``ping``.
+``get_or_create_gateway`` is the one factory holding every Ray option of the singleton.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from typing import Any
+
+import ray
+
+from v6ray.constants import GATEWAY_ACTOR, NAMESPACE, QUEUE_ACTOR
+from v6ray.gateway.breaker import CircuitBreaker
+from v6ray.gateway.config import GatewayConfig
+from v6ray.gateway.connection import STOPPED, STOPPING, Connection
+from v6ray.gateway.drain import Drainer, resolve_queue
+from v6ray.gateway.pacing import Pacer, PacingLimits
+from v6ray.gateway.permits import PermitGate
+
+log = logging.getLogger(__name__)
+
+
+class IBGateway:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        data_dir: str,
+        queue_name: str = QUEUE_ACTOR,
+        namespace: str = NAMESPACE,
+    ) -> None:
+        self.config = config
+        self.data_dir = os.path.abspath(data_dir)
+        self.queue_name = queue_name
+        self.namespace = namespace
+        # One id per incarnation: leases of a killed predecessor expire on their own and
+        # can never be completed by mistake by this one.
+        self.worker_id = f"{config.worker_id}-{uuid.uuid4().hex[:8]}"
+        self.started_at = time.time()
+        self._tasks: list[asyncio.Task] = []
+        self._stopped: dict[str, Any] | None = None
+        self._state_override: str | None = None
+        self._parts: tuple[Connection, Drainer] | None = None
+        self._install_sigterm()
+        self._self_start()
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def _self_start(self) -> None:
+        """Start on (re)creation: a restarted actor resumes without anyone calling start."""
+        with contextlib.suppress(Exception):
+            ray.get_runtime_context().current_actor.start.remote()
+
+    def _install_sigterm(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        try:
+            previous = signal.getsignal(signal.SIGTERM)
+
+            def on_sigterm(signum: int, frame: Any) -> None:
+                loop = getattr(self, "_loop", None)
+                if loop is not None and loop.is_running():
+                    loop.call_soon_threadsafe(
+                        lambda: loop.create_task(self.shutdown(self.config.shutdown_timeout))
+                    )
+                elif callable(previous):
+                    previous(signum, frame)
+
+            signal.signal(signal.SIGTERM, on_sigterm)
+        except (ValueError, OSError):  # not the main thread in this Ray worker: skip
+            pass
+
+    async def start(self) -> dict[str, Any]:
+        """Begin connecting and draining (idempotent)."""
+        if self._parts is not None or self._stopped is not None:
+            return {"started": False, "state": self._state()}
+        self._loop = asyncio.get_running_loop()
+        cfg = self.config
+        breaker = CircuitBreaker(cfg.breaker_failures, cfg.breaker_open_seconds)
+        pacer = Pacer(PacingLimits.from_config(cfg))
+        gate = PermitGate(pacer, enabled=cfg.pacing)
+        holder: dict[str, Drainer] = {}
+        connection = Connection(
+            cfg, breaker,
+            on_pause=lambda reason: holder["d"].pause(reason) if "d" in holder else None,
+            on_connect_messages=pacer.take_messages,
+        )
+        queue = await asyncio.get_running_loop().run_in_executor(
+            None, resolve_queue, self.queue_name, self.namespace
+        )
+        drainer = Drainer(cfg, self.data_dir, queue, connection, pacer, gate, breaker,
+                          self.worker_id)
+        holder["d"] = drainer
+        self._parts = (connection, drainer)
+        self._pacer, self._gate, self._breaker = pacer, gate, breaker
+        self._tasks = [
+            asyncio.create_task(connection.run(), name="ib-watchdog"),
+            asyncio.create_task(drainer.run(), name="drain-loop"),
+        ]
+        return {"started": True, "state": self._state()}
+
+    async def shutdown(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Graceful stop: no more claims, finish or release in-flight, flush, disconnect."""
+        if self._stopped is not None:
+            return self._stopped
+        if self._parts is None:
+            self._stopped = {"state": STOPPED, "released": 0}
+            return self._stopped
+        connection, drainer = self._parts
+        self._state_override = STOPPING
+        outcome = await drainer.stop(timeout)
+        connection.stop()
+        connection.disconnect()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._state_override = STOPPED
+        self._stopped = {"state": STOPPED, **outcome, **dict(drainer.counters)}
+        return self._stopped
+
+    async def ping(self) -> str:
+        return "pong"
+
+    # --- stats --------------------------------------------------------------------------
+    def _state(self) -> str:
+        if self._state_override:
+            return self._state_override
+        if self._parts is None:
+            return "stopped" if self._stopped else "connecting"
+        return self._parts[0].state
+
+    async def stats(self) -> dict[str, Any]:
+        cfg = self.config
+        out: dict[str, Any] = {
+            "state": self._state(),
+            "circuit": "closed",
+            "host": cfg.host,
+            "port": cfg.port,
+            "client_id": cfg.client_id,
+            "worker_id": self.worker_id,
+            "time_scale": cfg.time_scale,
+            "pacing_enabled": cfg.pacing,
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+            "in_flight": 0,
+            "lines_in_use": 0,
+            "line_budget": cfg.line_budget,
+            "pacing": {},
+            "ib_errors": {},
+            "last_error": None,
+            "paused": False,
+            "counters": {"completed": 0, "failed": 0, "retried": 0, "released": 0,
+                         "reconnects": 0},
+        }
+        if self._parts is None:
+            return out
+        connection, drainer = self._parts
+        budgets = self._pacer.budgets()
+        out.update(
+            circuit=str(self._breaker.state),
+            in_flight=len(drainer.in_flight),
+            lines_in_use=budgets["lines_in_use"],
+            pacing={**budgets, "waiting": self._gate.waiting()},
+            ib_errors={str(code): n for code, n in sorted(connection.ib_errors.items())},
+            last_error=connection.last_error or drainer.last_error,
+            paused=connection.paused,
+            counters={
+                "completed": drainer.counters["completed"],
+                "failed": drainer.counters["failed"],
+                "retried": drainer.counters["retried"],
+                "released": drainer.counters["released"],
+                "reconnects": connection.reconnects,
+                "connects": connection.connects,
+                "writer_commits": drainer.writer.commits,
+                "rows_written": drainer.writer.rows_written,
+            },
+        )
+        return out
+
+
+def get_or_create_gateway(
+    config: GatewayConfig,
+    data_dir: str,
+    *,
+    name: str = GATEWAY_ACTOR,
+    namespace: str = NAMESPACE,
+    queue_name: str = QUEUE_ACTOR,
+    node_resource: str | None = None,
+) -> ray.actor.ActorHandle:
+    """The named, detached gateway actor; an existing one is returned as is.
+
+    ``node_resource`` pins it to a node advertising that custom resource (cluster.yaml's
+    ``constants.GATEWAY_NODE_RESOURCE``), e.g. the machine allowed to reach IB.
+    """
+    options: dict[str, Any] = dict(
+        name=name,
+        namespace=namespace,
+        lifetime="detached",
+        get_if_exists=True,
+        max_restarts=-1,
+        # A method retried after a crash could run twice; every method is cheap to re-ask.
+        max_task_retries=0,
+        num_cpus=0,
+        max_concurrency=1000,
+    )
+    if node_resource:
+        options["resources"] = {node_resource: 0.001}
+    handle = ray.remote(IBGateway).options(**options).remote(
+        config, os.path.abspath(data_dir), queue_name, namespace
+    )
+    handle.start.remote()
+    return handle

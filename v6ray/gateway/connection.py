@@ -1,0 +1,214 @@
+"""The one IB connection: connect, watch, reconnect (the gateway's watchdog).
+
+* connect with a timeout, ``readonly=True``, ``RaiseRequestErrors`` on;
+* reconnect with capped, jittered exponential backoff (``v6ray.backoff``), and not at all
+  while the circuit breaker is open (a dead gateway is not hammered);
+* 1100 (IB lost its own connectivity) pauses the gateway: ``ready`` clears and the drain
+  loop releases in-flight requests; 1101/1102 resume it;
+* 326 (client id in use, typical right after a restart while IB still holds the old
+  session): wait and retry, then say so plainly in ``last_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from ib_async import IB
+from ib_async.ib import StartupFetchNONE
+
+from v6ray import ib_limits
+from v6ray.backoff import backoff_delay
+from v6ray.gateway.breaker import CircuitBreaker
+from v6ray.gateway.config import GatewayConfig
+
+log = logging.getLogger(__name__)
+
+CONNECTING, CONNECTED, DISCONNECTED, STOPPING, STOPPED = (
+    "connecting", "connected", "disconnected", "stopping", "stopped",
+)
+# Messages ib_async sends while connecting (startApi, positions, ...): charged to the pacer.
+CONNECT_MESSAGES = 4
+
+
+class Connection:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        breaker: CircuitBreaker,
+        *,
+        on_pause: Callable[[str], None] = lambda reason: None,
+        on_connect_messages: Callable[[int], None] = lambda n: None,
+    ) -> None:
+        self.config = config
+        self.breaker = breaker
+        self._on_pause = on_pause
+        self._on_connect_messages = on_connect_messages
+        self.ib = IB()
+        self.ib.RaiseRequestErrors = True  # errors end requests instead of empty answers
+        self._set_throttle()
+        self.ib.errorEvent += self._on_error
+        self.ib.disconnectedEvent += self._on_disconnected
+        self.state = DISCONNECTED
+        self.paused = False  # 1100 received, 1101/1102 not yet
+        self.ib_errors: Counter[int] = Counter()
+        self.last_error: str | None = None
+        self.reconnects = 0
+        self.connects = 0
+        self._attempt = 0
+        self._client_id_conflicts = 0
+        self._saw_326 = False
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._stopping = False
+        self._rng = random.Random()
+
+    def _set_throttle(self) -> None:
+        """ib_async's FIFO throttle stays as a backstop only, just above our pacer."""
+        client = self.ib.client
+        if self.config.pacing:
+            client.MaxRequests = ib_limits.MAX_MESSAGES_PER_SECOND - 5
+            client.RequestsInterval = max(
+                self.config.time_scale, self.config.message_window_floor
+            )
+        else:
+            client.MaxRequests = 0  # limits are off: nothing to protect
+
+    # --- state ------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.state == CONNECTED and not self.paused and self.ib.isConnected()
+
+    async def wait_ready(self, timeout: float) -> bool:
+        if self.ready:
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        return self.ready
+
+    def _update_ready(self) -> None:
+        if self.ready:
+            self._ready.set()
+        else:
+            self._ready.clear()
+
+    # --- IB events --------------------------------------------------------------------
+    def _on_error(self, req_id: int, code: int, message: str, *args: Any) -> None:
+        self.ib_errors[code] += 1
+        if code in ib_limits.INFO_CODES:
+            return
+        if code in ib_limits.CONNECTIVITY_LOST_CODES:
+            self.paused = True
+            self.last_error = f"IB error {code}: {message}"
+            self._update_ready()
+            self._on_pause(f"IB error {code}")
+        elif code in ib_limits.CONNECTIVITY_RESTORED_CODES:
+            if code == ib_limits.ERR_RESTORED_DATA_KEPT:
+                self._on_connect_messages(1)  # ib_async re-requests the account summary
+            self.paused = False
+            self._update_ready()
+        elif code == ib_limits.ERR_CLIENT_ID_IN_USE:
+            self._saw_326 = True
+            self.last_error = f"IB error {code}: {message}"
+        elif req_id == -1:
+            self.last_error = f"IB error {code}: {message}"
+
+    def _on_disconnected(self) -> None:
+        if self.state == CONNECTED:
+            log.warning("IB connection lost")
+            self.state = DISCONNECTED
+            self._on_pause("disconnected")
+        self._update_ready()
+        self._wake.set()
+
+    # --- watchdog ---------------------------------------------------------------------
+    async def run(self) -> None:
+        """Keep the connection up until ``stop``; returns after disconnecting."""
+        while not self._stopping:
+            if self.ib.isConnected() and self.state == CONNECTED:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 1.0)
+                continue
+            if not self.breaker.allow():
+                await self._sleep(max(0.05, self.breaker.retry_after()))
+                continue
+            if await self._connect_once():
+                continue
+            await self._sleep(self._retry_delay())
+        self.state = STOPPED
+
+    def _retry_delay(self) -> float:
+        if self._saw_326:
+            return self.config.client_id_retry_seconds
+        return backoff_delay(
+            max(1, self._attempt),
+            base=self.config.reconnect_base,
+            cap=self.config.reconnect_cap,
+            rng=self._rng,
+        )
+
+    async def _connect_once(self) -> bool:
+        cfg = self.config
+        self.state = CONNECTING
+        self._saw_326 = False
+        self._attempt += 1
+        started = time.monotonic()
+        try:
+            self._on_connect_messages(CONNECT_MESSAGES)
+            await self.ib.connectAsync(
+                cfg.host, cfg.port, clientId=cfg.client_id, timeout=cfg.connect_timeout,
+                readonly=True, fetchFields=StartupFetchNONE,
+            )
+            if not self.ib.isConnected():
+                raise ConnectionError("connection closed during the handshake")
+        except Exception as exc:  # any failure to connect is one breaker failure
+            self.state = DISCONNECTED
+            self.breaker.record_failure()
+            if self._saw_326:
+                self._client_id_conflicts += 1
+                if self._client_id_conflicts >= cfg.client_id_max_retries:
+                    self.last_error = (
+                        f"IB error 326: client id {cfg.client_id} is in use by another "
+                        f"session; still retrying every {cfg.client_id_retry_seconds:g} s "
+                        "(set a different client id if this persists)"
+                    )
+            else:
+                self.last_error = f"connect to {cfg.host}:{cfg.port} failed: {exc!r}"[:500]
+            with contextlib.suppress(Exception):
+                self.ib.disconnect()
+            log.info("connect failed after %.2fs: %s", time.monotonic() - started, exc)
+            return False
+        if self.connects:
+            self.reconnects += 1
+        self.connects += 1
+        self._attempt = 0
+        self._client_id_conflicts = 0
+        self.paused = False
+        self.state = CONNECTED
+        self.breaker.record_success()
+        self._update_ready()
+        log.info("connected to IB at %s:%s as client %s", cfg.host, cfg.port, cfg.client_id)
+        return True
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def disconnect(self) -> None:
+        self.state = STOPPING
+        with contextlib.suppress(Exception):
+            self.ib.disconnect()
+        self.state = STOPPED
+        self._update_ready()

@@ -1,0 +1,284 @@
+"""The drain loop: claim → run handlers concurrently → write → complete/fail/release.
+
+* Claims carry the pacer's ``Admission`` as the queue's predicate, so a request that must
+  wait for a budget stays PENDING (others behind it are still claimed) and IMMEDIATE
+  requests are admitted first; permits are then handed out by priority (permits.py).
+* Results are batched per table (``WriteBatcher``) and merged by writer tasks; a request
+  is completed only after its rows are committed.
+* A pause (1100, dropped connection, shutdown) cancels requests still talking to IB and
+  *releases* them: they were not wrong, IB was away. Requests already writing finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import ray
+
+from v6ray.errors import GatewayUnavailable, IBRequestError
+from v6ray.gateway import ib_errors
+from v6ray.gateway.breaker import CircuitBreaker, CircuitState
+from v6ray.gateway.config import GatewayConfig
+from v6ray.gateway.connection import Connection
+from v6ray.gateway.costs import Cost, request_cost
+from v6ray.gateway.handlers import HandlerContext, get_handler
+from v6ray.gateway.pacing import Pacer
+from v6ray.gateway.permits import PermitGate
+from v6ray.model import IBRequest
+from v6ray.storage.writer import write_rows
+
+log = logging.getLogger(__name__)
+
+
+class WriteBatcher:
+    """Per-table buffers flushed at ``write_batch_rows`` rows or ``write_batch_seconds``."""
+
+    def __init__(self, data_dir: str, config: GatewayConfig) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self._buffers: dict[str, list[tuple[pa.Table, asyncio.Future[dict]]]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._writes: set[asyncio.Task] = set()
+        self.commits = 0
+        self.rows_written = 0
+
+    async def write(self, table: str, rows: pa.Table) -> dict[str, Any]:
+        """Rows of one request; returns its result_data once they are committed."""
+        if rows.num_rows == 0:
+            return {"table": table, "rows": 0, "delta_version": None}
+        future: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+        buffer = self._buffers.setdefault(table, [])
+        buffer.append((rows, future))
+        if sum(r.num_rows for r, _ in buffer) >= self.config.write_batch_rows:
+            self._flush(table)
+        elif table not in self._timers:
+            loop = asyncio.get_running_loop()
+            self._timers[table] = loop.call_later(
+                self.config.write_batch_seconds, self._flush, table
+            )
+        return await future
+
+    def _flush(self, table: str) -> None:
+        timer = self._timers.pop(table, None)
+        if timer is not None:
+            timer.cancel()
+        batch = self._buffers.pop(table, [])
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._commit(table, batch))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def _commit(self, table: str, batch: list[tuple[pa.Table, asyncio.Future]]) -> None:
+        rows = pa.concat_tables([r for r, _ in batch])
+        try:
+            result = await write_rows.remote(self.data_dir, table, rows)
+        except Exception as exc:  # StorageError or a lost writer: every request retries
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.commits += 1
+        self.rows_written += rows.num_rows
+        for piece, future in batch:
+            if not future.done():
+                future.set_result({**result, "rows": piece.num_rows})
+
+    async def flush_all(self, timeout: float) -> None:
+        for table in list(self._buffers):
+            self._flush(table)
+        if self._writes:
+            await asyncio.wait(list(self._writes), timeout=timeout)
+
+
+@dataclass
+class _InFlight:
+    request: IBRequest
+    task: asyncio.Task | None = None
+    reserved: Cost = field(default_factory=Cost)
+    writing: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+
+class Drainer:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        data_dir: str,
+        queue: Any,
+        connection: Connection,
+        pacer: Pacer,
+        gate: PermitGate,
+        breaker: CircuitBreaker,
+        worker_id: str,
+    ) -> None:
+        self.config = config
+        self.queue = queue
+        self.connection = connection
+        self.pacer = pacer
+        self.gate = gate
+        self.breaker = breaker
+        self.worker_id = worker_id
+        self.writer = WriteBatcher(data_dir, config)
+        self.in_flight: dict[str, _InFlight] = {}
+        self.reserved = Cost()
+        self.counters: Counter[str] = Counter()
+        self.last_error: str | None = None
+        self._claiming = True
+        self._changed = asyncio.Event()
+
+    # --- the loop -----------------------------------------------------------------------
+    async def run(self) -> None:
+        idle = self.config.idle_min
+        renew_at = time.monotonic() + self.config.lease_renew_seconds
+        while self._claiming:
+            if time.monotonic() >= renew_at:
+                await self._renew()
+                renew_at = time.monotonic() + self.config.lease_renew_seconds
+            if not await self.connection.wait_ready(timeout=0.5):
+                continue
+            if self.breaker.state is CircuitState.OPEN:
+                await self._wait_change(min(1.0, max(0.05, self.breaker.retry_after())))
+                continue
+            room = min(self.config.claim_batch, self.config.max_in_flight - len(self.in_flight))
+            if room <= 0:
+                await self._wait_change(idle)
+                continue
+            admission = self.pacer.admission(
+                self.reserved, len(self.in_flight), horizon=2 * self.config.idle_max
+            )
+            try:
+                claimed = await self.queue.claim.remote(room, self.worker_id, admission)
+            except Exception as exc:  # the queue restarting: try again shortly
+                self.last_error = f"claim failed: {exc!r}"[:300]
+                await self._wait_change(self.config.idle_max)
+                continue
+            if not claimed:
+                await self._wait_change(idle)
+                idle = min(idle * 2, self.config.idle_max)
+                continue
+            idle = self.config.idle_min
+            for request in claimed:
+                self._start(request)
+
+    async def _wait_change(self, seconds: float) -> None:
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), seconds)
+
+    async def _renew(self) -> None:
+        ids = list(self.in_flight)
+        if ids:
+            with contextlib.suppress(Exception):
+                await self.queue.renew.remote(ids, self.worker_id)
+
+    # --- one request ----------------------------------------------------------------------
+    def _start(self, request: IBRequest) -> None:
+        cost = request_cost(request)
+        entry = _InFlight(request, reserved=cost)
+        self.reserved = self.reserved + cost
+        self.in_flight[request.request_id] = entry
+        entry.task = asyncio.get_running_loop().create_task(self._execute(entry))
+
+    def _on_sent(self, entry: _InFlight) -> Callable[[Cost], None]:
+        def sent(cost: Cost) -> None:
+            used = Cost(
+                min(cost.small_bar, entry.reserved.small_bar),
+                min(cost.large_bar, entry.reserved.large_bar),
+                min(cost.historical, entry.reserved.historical),
+                min(cost.lines, entry.reserved.lines),
+            )
+            entry.reserved = entry.reserved - used
+            self.reserved = self.reserved - used
+
+        return sent
+
+    async def _execute(self, entry: _InFlight) -> None:
+        request = entry.request
+        rid = request.request_id
+        try:
+            handler = get_handler(request.request_type.value)
+            ctx = HandlerContext(
+                ib=self.connection.ib, gate=self.gate, config=self.config, request=request,
+                on_sent=self._on_sent(entry),
+            )
+            rows = await handler.run(ctx)
+            self.breaker.record_success()
+            entry.writing = True
+            result = await self.writer.write(handler.table, rows)
+            await self.queue.complete.remote(rid, self.worker_id, result)
+            self.counters["completed"] += 1
+        except (asyncio.CancelledError, GatewayUnavailable) as exc:
+            # Not the request's fault: IB went away or we are stopping. Our own task, so
+            # the cancellation ends here once the lease is given back.
+            await self._release(rid, exc)
+        except IBRequestError as exc:
+            if exc.code == ib_errors.CODE_TIMEOUT:
+                self.breaker.record_failure()
+            await self._fail(rid, str(exc), exc.retryable)
+        except Exception as exc:  # a bug or a storage failure: retry, keep the text
+            log.exception("request %s failed", rid)
+            await self._fail(rid, f"{type(exc).__name__}: {exc}"[:1000], True)
+        finally:
+            self.in_flight.pop(rid, None)
+            self.reserved = self.reserved - entry.reserved
+            self._changed.set()
+
+    async def _release(self, rid: str, why: BaseException) -> None:
+        self.counters["released"] += 1
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self.queue.release.remote([rid], self.worker_id))
+
+    async def _fail(self, rid: str, message: str, retryable: bool) -> None:
+        self.counters["failed" if not retryable else "retried"] += 1
+        self.last_error = message
+        with contextlib.suppress(Exception):
+            await self.queue.fail.remote(rid, self.worker_id, message, retryable)
+
+    # --- pause and stop -------------------------------------------------------------------
+    def pause(self, reason: str) -> None:
+        """IB is away: cancel requests still talking to IB (they are released)."""
+        cancelled = 0
+        for entry in list(self.in_flight.values()):
+            if not entry.writing and entry.task is not None and not entry.task.done():
+                entry.task.cancel()
+                cancelled += 1
+        if cancelled:
+            log.warning("%s: released %d in-flight requests", reason, cancelled)
+        self._changed.set()
+
+    async def stop(self, timeout: float) -> dict[str, int]:
+        """Stop claiming, let in-flight requests finish for ``timeout`` s, release the rest,
+        then wait for the writers."""
+        self._claiming = False
+        self._changed.set()
+        deadline = time.monotonic() + timeout
+        tasks = [e.task for e in self.in_flight.values() if e.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()) * 0.8)
+        leftover = [e.task for e in self.in_flight.values() if e.task and not e.task.done()]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            await asyncio.wait(leftover, timeout=max(1.0, deadline - time.monotonic()))
+        await self.writer.flush_all(timeout=max(1.0, deadline - time.monotonic()))
+        return {"cancelled": len(leftover), "in_flight": len(self.in_flight)}
+
+
+def resolve_queue(queue_name: str, namespace: str) -> Any:
+    """The queue actor handle (it may still be starting: bounded wait)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return ray.get_actor(queue_name, namespace=namespace)
+        except ValueError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -1,0 +1,166 @@
+"""What every handler gets: the IB client behind permits and timeouts, and the request.
+
+Every IB call a handler makes goes through ``HandlerContext``: it waits for the pacer's
+permit first, bounds the call with a timeout, and turns ib_async's ``RequestError`` into
+v6ray's ``IBRequestError`` (code and message kept). A dropped connection surfaces as
+``GatewayUnavailable`` so the gateway releases the request instead of failing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+import pyarrow as pa
+from ib_async import IB, BarData, BarDataList, Contract, ContractDetails, Ticker, util
+from ib_async.wrapper import RequestError
+
+from v6ray.errors import GatewayUnavailable, IBRequestError
+from v6ray.gateway import ib_errors
+from v6ray.gateway.config import GatewayConfig
+from v6ray.gateway.costs import Cost
+from v6ray.gateway.pacing import HistoricalCall
+from v6ray.gateway.permits import PermitGate
+from v6ray.model import IBRequest
+
+T = TypeVar("T")
+
+
+class Handler(Protocol):
+    """One request type: ``run`` asks IB and returns rows of ``table``."""
+
+    request_type: str
+    table: str
+
+    async def run(self, ctx: HandlerContext) -> pa.Table: ...
+
+
+@dataclass
+class HandlerContext:
+    ib: IB
+    gate: PermitGate
+    config: GatewayConfig
+    request: IBRequest
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # Told what each granted permit used up, so the gateway's admission budget stops
+    # reserving it for this request (it is in the pacer's windows now).
+    on_sent: Callable[[Cost], None] = lambda cost: None
+
+    @property
+    def priority(self) -> int:
+        return int(self.request.priority)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    # --- the one way to await IB ------------------------------------------------------
+    async def call(
+        self, start: Callable[[], Awaitable[T]], what: str, timeout: float | None = None
+    ) -> T:
+        """Start an ib_async request (``start()`` sends it) and await it with a timeout,
+        mapping its failures."""
+        limit = timeout if timeout is not None else self.config.request_timeout
+        if not self.ib.isConnected():
+            raise GatewayUnavailable(f"not connected ({what})")
+        try:
+            return await asyncio.wait_for(start(), limit)
+        except RequestError as exc:
+            raise ib_errors.ib_error(exc.code, exc.message) from None
+        except TimeoutError:
+            if not self.ib.isConnected():
+                raise GatewayUnavailable(f"connection lost during {what}") from None
+            raise ib_errors.timeout_error(what, limit) from None
+        except ConnectionError as exc:
+            raise GatewayUnavailable(f"{what}: {exc}") from None
+
+    # --- building blocks handlers share -----------------------------------------------
+    async def contract_details(self, contract: Contract, what: str) -> list[ContractDetails]:
+        await self.gate.messages(1, priority=self.priority)
+        details = await self.call(lambda: self.ib.reqContractDetailsAsync(contract), what)
+        if not details:
+            raise IBRequestError(
+                200, f"No security definition has been found for {what}", retryable=False
+            )
+        return details
+
+    async def qualify(self, contract: Contract, what: str) -> Contract:
+        """The first matching contract (with its conId) for ``contract``."""
+        return (await self.contract_details(contract, what))[0].contract
+
+    async def snapshot(self, contract: Contract, what: str) -> Ticker:
+        """A one-shot quote; holds one market-data line until IB's tickSnapshotEnd."""
+        ib = self.ib
+        async with self.gate.line(priority=self.priority):
+            self.on_sent(Cost(lines=1))
+            try:
+                req_id = ib.client.getReqId()
+            except ConnectionError as exc:
+                raise GatewayUnavailable(f"{what}: {exc}") from None
+            future = ib.wrapper.startReq(req_id, contract)
+            ticker = ib.wrapper.startTicker(req_id, contract, "snapshot")
+
+            def send() -> Awaitable[Any]:
+                ib.client.reqMktData(req_id, contract, "", True, False, [])
+                return future
+
+            try:
+                await self.call(send, what)
+            except (IBRequestError, asyncio.CancelledError) as exc:
+                timed_out = getattr(exc, "code", None) == ib_errors.CODE_TIMEOUT
+                if (timed_out or isinstance(exc, asyncio.CancelledError)) and ib.isConnected():
+                    self.gate.pacer.take_messages(1)  # counted; not awaited (we may be cancelled)
+                    ib.client.cancelMktData(req_id)  # give IB's line back too
+                raise
+            finally:
+                ib.wrapper.endTicker(ticker, "snapshot")
+                ib.wrapper._futures.pop(req_id, None)  # a timed-out request must not linger
+            return ticker
+
+    def forget_ticker(self, contract: Contract) -> None:
+        """Drop ib_async's cached Ticker once its values are copied into a row."""
+        self.ib.wrapper.tickers.pop(hash(contract), None)
+
+    async def historical(
+        self, contract: Contract, call: HistoricalCall, end: datetime | str
+    ) -> list[BarData]:
+        """One paced reqHistoricalData, sent with our own request id so that a timeout, a
+        pause (1100) or a shutdown cancels it at IB too (an open request counts against
+        IB's 50). Our timeout raises (retryable) instead of returning ib_async's silent
+        empty list, so an empty answer here really means "IB has no bars"."""
+        ib = self.ib
+        limit = self.config.historical_timeout
+        async with self.gate.historical(call, priority=self.priority):
+            slots = call.weight
+            if call.small:
+                self.on_sent(Cost(small_bar=slots, historical=1))
+            else:
+                self.on_sent(Cost(large_bar=slots, historical=1))
+            try:
+                req_id = ib.client.getReqId()
+            except ConnectionError as exc:
+                raise GatewayUnavailable(f"historical data: {exc}") from None
+            bars = BarDataList()
+            bars.reqId = req_id
+            future = ib.wrapper.startReq(req_id, contract, container=bars)
+
+            def send() -> Awaitable[Any]:
+                ib.client.reqHistoricalData(
+                    req_id, contract, util.formatIBDatetime(end), call.duration,
+                    call.bar_size, call.what_to_show, call.use_rth, 2, False, [],
+                )
+                return future
+
+            try:
+                return list(await self.call(send, f"historical data for {call.symbol}", limit))
+            except (IBRequestError, asyncio.CancelledError) as exc:
+                timed_out = getattr(exc, "code", None) == ib_errors.CODE_TIMEOUT
+                if (timed_out or isinstance(exc, asyncio.CancelledError)) and ib.isConnected():
+                    self.gate.pacer.take_messages(1)
+                    ib.client.cancelHistoricalData(req_id)
+                raise
+            finally:
+                ib.wrapper._futures.pop(req_id, None)
+                ib.wrapper._results.pop(req_id, None)
