@@ -1,0 +1,156 @@
+"""The load scripts against an in-memory client: what they enqueue, how they wait, what the
+summary says (no Ray)."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime
+
+import pytest
+
+from v6ray.errors import InvalidRequest, RequestTimeout
+from v6ray.model import Status, request_from_submission
+from v6ray.scripts.load_futures_data import load_futures, quarterly_months, third_friday
+from v6ray.scripts.load_historical_data import history_requests, load_history, main
+from v6ray.scripts.progress import Progress, Summary
+
+END = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)
+
+
+class FakeClient:
+    """Validates like the queue, coalesces identical submissions, finishes them on wait."""
+
+    def __init__(self, rows=10, fail_symbols=(), stuck_symbols=()):
+        self.requests = {}
+        self.by_key = {}
+        self.rows = rows
+        self.fail_symbols = set(fail_symbols)
+        self.stuck_symbols = set(stuck_symbols)
+        self.waits = []
+
+    def submit_many(self, items):
+        ids = []
+        for item in items:
+            request = request_from_submission(item)
+            existing = self.by_key.get(request.dedup_key)
+            if existing is None:
+                self.requests[request.request_id] = request
+                self.by_key[request.dedup_key] = request.request_id
+                existing = request.request_id
+            ids.append(existing)
+        return ids
+
+    def get(self, request_id):
+        return self.requests.get(request_id)
+
+    def wait(self, request_id, timeout=60):
+        self.waits.append(request_id)
+        request = self.requests[request_id]
+        if request.symbol in self.stuck_symbols:
+            raise RequestTimeout(request_id, timeout)
+        if request.symbol in self.fail_symbols:
+            done = request.with_changes(
+                status=Status.FAILED, error_message="IB error 200: no security"
+            )
+        else:
+            done = request.with_changes(status=Status.SUCCESS, result_data={"rows": self.rows})
+        self.requests[request_id] = done
+        return done
+
+
+def test_history_requests_chunk_every_symbol_at_background_priority():
+    items = history_requests(["spy", "QQQ", "SPY"], duration="3 D", bar_size="1 min", end=END)
+    assert len(items) == 6
+    assert {i["symbol"] for i in items} == {"SPY", "QQQ"}
+    assert {i["priority"] for i in items} == {3}
+    assert [i["parameters"]["end"] for i in items[:3]] == [
+        "2026-11-27T21:00:00+00:00",
+        "2026-11-26T21:00:00+00:00",
+        "2026-11-25T21:00:00+00:00",
+    ]
+    assert {i["parameters"]["duration"] for i in items} == {"1 D"}
+
+
+def test_load_history_waits_and_sums_rows_and_failures():
+    client = FakeClient(rows=390, fail_symbols={"QQQ"})
+    summary = load_history(
+        client, ["SPY", "QQQ"], duration="3 D", bar_size="1 min", end=END, progress=False
+    )
+    assert summary.requests == 6
+    assert summary.rows == 3 * 390
+    assert len(summary.failures) == 3
+    assert all(sym == "QQQ" and "no security" in reason for _, sym, reason in summary.failures)
+    text = summary.render()
+    assert "6 requests" in text and "1,170 rows" in text and "3 failures" in text
+    assert "QQQ: FAILED: IB error 200" in text
+
+
+def test_rerun_coalesces_and_timeouts_are_reported():
+    client = FakeClient(stuck_symbols={"SPY"})
+    summary = load_history(client, ["SPY"], duration="2 D", bar_size="1 min", end=END, timeout=5)
+    assert [reason for _, _, reason in summary.failures] == [
+        "not finished within 5 s (still PENDING)"
+    ] * 2
+    again = client.submit_many(history_requests(["SPY"], duration="2 D", bar_size="1 min", end=END))
+    assert set(again) == set(client.requests)  # identical requests: the same ids
+
+
+def test_bad_input_is_invalid_request():
+    with pytest.raises(InvalidRequest):
+        load_history(FakeClient(), [], duration="1 D", bar_size="1 min")
+    with pytest.raises(InvalidRequest):
+        load_history(FakeClient(), ["SPY"], duration="one year", bar_size="1 day")
+    with pytest.raises(InvalidRequest):
+        load_history(FakeClient(), ["SPY"], duration="1 D", bar_size="7 mins")
+
+
+def test_main_reports_a_user_error_in_one_line(capsys):
+    assert main(["SPY", "--end", "yesterday", "--address", "nowhere:1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_quarterly_months_roll_after_the_third_friday():
+    assert third_friday(2026, 12) == date(2026, 12, 18)
+    assert quarterly_months(date(2026, 11, 28)) == ["202612", "202703"]
+    assert quarterly_months(date(2026, 12, 18)) == ["202612", "202703"]
+    assert quarterly_months(date(2026, 12, 19)) == ["202703", "202706"]
+
+
+def test_load_futures_snapshots_two_months_and_daily_bars_per_root():
+    client = FakeClient(rows=1)
+    summary = load_futures(client, ["es", "NQ"], progress=False, today=date(2026, 11, 28))
+    assert summary.requests == 6 and summary.ok
+    kinds = sorted(
+        (r.symbol, r.request_type.value, r.parameters.get("contract_month"))
+        for r in client.requests.values()
+    )
+    assert kinds == [
+        ("ES", "futures_snapshot", "202612"),
+        ("ES", "futures_snapshot", "202703"),
+        ("ES", "market_bars", None),
+        ("NQ", "futures_snapshot", "202612"),
+        ("NQ", "futures_snapshot", "202703"),
+        ("NQ", "market_bars", None),
+    ]
+    assert "202612, 202703" in summary.render()
+
+
+def test_progress_bar_draws_only_when_enabled():
+    stream = io.StringIO()
+    bar = Progress(4, "load", enabled=True, stream=stream)
+    bar.advance()
+    bar.advance(failed=True)
+    bar.close()
+    text = stream.getvalue()
+    assert "2/4, 1 failed" in text and text.endswith("\n")
+    quiet = io.StringIO()
+    auto = Progress(4, "load", stream=quiet)  # not a TTY: nothing drawn
+    auto.advance()
+    auto.close()
+    assert quiet.getvalue() == ""
+
+
+def test_summary_render_without_failures():
+    summary = Summary("derive-stats", requests=1, rows=1, elapsed=2.04)
+    assert summary.render() == "derive-stats: 1 request, 1 row, 0 failures in 2.0 s"

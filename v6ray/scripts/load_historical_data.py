@@ -1,0 +1,167 @@
+"""Backfill historical bars: ``v6ray load-history`` and
+``python -m v6ray.scripts.load_historical_data``.
+
+A long range is split into IB-sized chunks (``chunking.chunk_range``), each one
+``market_bars`` request with an explicit ``end`` at BACKGROUND priority, so scheduled
+collection keeps going while the backfill trickles through IB's pacing. Bars merge by
+(symbol, bar_size, what_to_show, timestamp): rerunning a load, or overlapping two, never
+duplicates a bar.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from v6ray.errors import InvalidRequest
+from v6ray.model import Priority
+from v6ray.scripts.chunking import chunk_range
+from v6ray.scripts.progress import (
+    DEFAULT_TIMEOUT,
+    Progress,
+    Summary,
+    run_main,
+    wait_for_requests,
+)
+
+DEFAULT_SYMBOLS = ("SPY", "QQQ", "IWM")
+DEFAULT_DURATION = "1 Y"
+DEFAULT_BAR_SIZE = "1 day"
+
+
+def history_requests(
+    symbols: Sequence[str],
+    *,
+    duration: str,
+    bar_size: str,
+    what_to_show: str = "TRADES",
+    use_rth: bool = True,
+    end: datetime | None = None,
+    priority: int = Priority.BACKGROUND,
+) -> list[dict[str, Any]]:
+    """The ``submit_many`` items of a load: one per symbol and chunk (pure but for ``end``)."""
+    end = end or datetime.now(UTC)
+    try:
+        chunks = chunk_range(end, duration, bar_size)
+    except ValueError as exc:
+        raise InvalidRequest("duration", str(exc)) from None
+    return [
+        {
+            "request_type": "market_bars",
+            "symbol": symbol,
+            "priority": int(priority),
+            "parameters": {
+                "duration": chunk_duration,
+                "bar_size": bar_size,
+                "what_to_show": what_to_show,
+                "use_rth": use_rth,
+                "end": chunk_end,
+            },
+        }
+        for symbol in dict.fromkeys(s.strip().upper() for s in symbols)
+        for chunk_end, chunk_duration in chunks
+    ]
+
+
+def load_history(
+    client: Any,
+    symbols: Sequence[str],
+    *,
+    duration: str = DEFAULT_DURATION,
+    bar_size: str = DEFAULT_BAR_SIZE,
+    what_to_show: str = "TRADES",
+    use_rth: bool = True,
+    end: datetime | None = None,
+    progress: bool | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    priority: int = Priority.BACKGROUND,
+) -> Summary:
+    """Enqueue the chunks of ``duration`` of ``bar_size`` bars ending at ``end`` (default
+    now) for every symbol, wait until they are done (``timeout`` seconds at most) and
+    return the summary. ``progress``: True/False, or None for "on a terminal only"."""
+    if not symbols:
+        raise InvalidRequest("symbols", "give at least one symbol")
+    started = time.monotonic()
+    items = history_requests(
+        symbols,
+        duration=duration,
+        bar_size=bar_size,
+        what_to_show=what_to_show,
+        use_rth=use_rth,
+        end=end,
+        priority=priority,
+    )
+    summary = Summary("load-history", requests=len(items))
+    ids = client.submit_many(items)
+    bar = Progress(len(set(ids)), f"load-history {bar_size}", enabled=progress)
+    bar.draw()
+    try:
+        wait_for_requests(
+            client,
+            [(rid, item["symbol"]) for rid, item in zip(ids, items, strict=True)],
+            summary,
+            timeout=timeout,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    summary.elapsed = time.monotonic() - started
+    chunks = len(items) // max(len(set(s.strip().upper() for s in symbols)), 1)
+    summary.notes.append(f"{duration} of {bar_size} bars in {chunks} chunk(s) per symbol")
+    return summary
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m v6ray.scripts.load_historical_data",
+        description="Backfill historical bars into market_bars through the v6ray queue.",
+    )
+    parser.add_argument("symbols", nargs="*", default=list(DEFAULT_SYMBOLS))
+    parser.add_argument("--duration", default=DEFAULT_DURATION, help='e.g. "1 Y", "3 D"')
+    parser.add_argument("--bar-size", default=DEFAULT_BAR_SIZE, help='e.g. "1 day", "1 min"')
+    parser.add_argument("--what-to-show", default="TRADES")
+    parser.add_argument("--all-hours", action="store_true", help="include extended hours")
+    parser.add_argument("--end", help="ISO end time (UTC if no zone); default now")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT)
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--address", default="auto", help="Ray address of the v6ray service")
+    return parser
+
+
+def parse_end(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        stamp = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest("end", f"{text!r} is not an ISO datetime") from None
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+
+    def action() -> Summary:
+        from v6ray.client import connect
+
+        end = parse_end(args.end)  # user errors before connecting
+        return load_history(
+            connect(args.address),
+            args.symbols,
+            duration=args.duration,
+            bar_size=args.bar_size,
+            what_to_show=args.what_to_show,
+            use_rth=not args.all_hours,
+            end=end,
+            progress=args.progress,
+            timeout=args.timeout,
+        )
+
+    return run_main(action)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
