@@ -67,7 +67,10 @@ class ContractBook:
         ]
 
     def futures(self, root: str) -> list[Instrument]:
-        return future_months(FUTURE_ROOTS[root], today_in_new_york())
+        months = future_months(FUTURE_ROOTS[root], today_in_new_york())
+        for month in months:
+            self.remember(month)
+        return months
 
     def remember(self, instrument: Instrument) -> None:
         """Make a con id resolvable on its own (IB resolves any con id it ever listed)."""
