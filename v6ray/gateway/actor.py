@@ -50,6 +50,7 @@ class IBGateway:
         self._stopped: dict[str, Any] | None = None
         self._state_override: str | None = None
         self._parts: tuple[Connection, Drainer] | None = None
+        self._starting = False
         self._install_sigterm()
         self._self_start()
 
@@ -80,8 +81,9 @@ class IBGateway:
 
     async def start(self) -> dict[str, Any]:
         """Begin connecting and draining (idempotent)."""
-        if self._parts is not None or self._stopped is not None:
+        if self._starting or self._stopped is not None:
             return {"started": False, "state": self._state()}
+        self._starting = True  # before any await: a second start() must see it
         self._loop = asyncio.get_running_loop()
         cfg = self.config
         breaker = CircuitBreaker(cfg.breaker_failures, cfg.breaker_open_seconds)
