@@ -246,7 +246,10 @@ def request_from_submission(item: Any, *, now: datetime | None = None) -> IBRequ
         raise InvalidRequest("request", f"each item must be a mapping, got {type(item).__name__}")
     unknown = sorted(str(k) for k in item if k not in SUBMISSION_FIELDS)
     if unknown:
-        raise InvalidRequest(unknown[0], f"unknown field; allowed: {', '.join(SUBMISSION_FIELDS)}")
+        raise InvalidRequest(
+            unknown[0] or "request",  # an empty key would name no field at all
+            f"unknown field {unknown[0]!r}; allowed: {', '.join(SUBMISSION_FIELDS)}",
+        )
     if "request_type" not in item:
         raise InvalidRequest("request_type", "is required")
     if "symbol" not in item:

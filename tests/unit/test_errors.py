@@ -1,0 +1,52 @@
+"""Every v6ray exception survives pickling (Ray ships them between processes)."""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+
+import cloudpickle
+import pytest
+
+from v6ray import errors
+
+SAMPLES = {
+    errors.V6RayError: lambda: errors.V6RayError("something broke"),
+    errors.InvalidRequest: lambda: errors.InvalidRequest("items[3].symbol", "is empty"),
+    errors.UnknownTable: lambda: errors.UnknownTable("nope"),
+    errors.NotRunning: lambda: errors.NotRunning("no RequestQueue actor"),
+    errors.RequestTimeout: lambda: errors.RequestTimeout("abc", 2.5),
+    errors.UnknownRequest: lambda: errors.UnknownRequest("abc"),
+    errors.IBRequestError: lambda: errors.IBRequestError(162, "pacing violation",
+                                                         retryable=True),
+    errors.GatewayUnavailable: lambda: errors.GatewayUnavailable("circuit open"),
+    errors.StorageError: lambda: errors.StorageError("ib_requests", "disk full"),
+}
+
+
+def all_error_classes() -> list[type]:
+    return [cls for _, cls in inspect.getmembers(errors, inspect.isclass)
+            if issubclass(cls, BaseException) and cls.__module__ == errors.__name__]
+
+
+def test_every_error_class_has_a_sample():
+    assert set(all_error_classes()) <= set(SAMPLES), "add the new error class to SAMPLES"
+
+
+@pytest.mark.parametrize("cls", sorted(SAMPLES, key=lambda c: c.__name__))
+@pytest.mark.parametrize("dumps", [pickle.dumps, cloudpickle.dumps])
+def test_round_trip_keeps_type_fields_and_message(cls, dumps):
+    original = SAMPLES[cls]()
+    copy = pickle.loads(dumps(original))
+    assert type(copy) is cls
+    assert str(copy) == str(original)
+    assert vars(copy) == vars(original)
+    assert isinstance(copy, errors.V6RayError)
+
+
+def test_users_can_catch_them_as_builtin_kinds():
+    assert isinstance(errors.InvalidRequest("f", "r"), ValueError)
+    assert isinstance(errors.RequestTimeout("id", 1), TimeoutError)
+    assert isinstance(errors.UnknownRequest("id"), KeyError)
+    assert isinstance(errors.NotRunning(), RuntimeError)
+    assert "field" in str(errors.InvalidRequest("field", "why"))
