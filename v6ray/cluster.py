@@ -211,8 +211,12 @@ def start_head(state_dir: str, *, num_cpus: int | None = None) -> OwnedHead:
 
 
 def stop_head(head: OwnedHead, *, timeout: float = HEAD_STOP_TIMEOUT) -> list[int]:
-    """SIGTERM the head's process group, SIGKILL after ``timeout``; returns pids left over."""
-    _signal_group(head.pid, signal.SIGTERM)
+    """SIGTERM the head, SIGKILL its process group after ``timeout``; returns pids left over.
+
+    Only the `ray start` process is signalled: it stops its children in order. Signalling
+    the whole group makes gcs_server start its own slow shutdown (~30 s instead of ~3 s).
+    """
+    _kill(head.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and cluster_processes(head):
         time.sleep(0.25)
@@ -299,8 +303,6 @@ def connect(address: str, *, namespace: str, auth_mode: str | None = None) -> No
     if is_loopback(address):
         use_single_machine_mode()
     apply_auth_mode(auth_mode)
-    # C++ core-worker warnings (reconnect attempts, ...) would otherwise fill the terminal.
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     ray.init(
         address=address,
         namespace=namespace,
