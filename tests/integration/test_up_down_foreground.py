@@ -1,0 +1,70 @@
+"""`v6ray up` in the foreground: a live status line, then a graceful stop on SIGTERM
+(as Ctrl-C or a service manager would send), leaving no Ray process of its cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import v6ray
+from v6ray.cluster import OwnedHead, cluster_processes
+
+pytestmark = pytest.mark.slow
+
+REPO = str(Path(v6ray.__file__).resolve().parent.parent)
+
+
+def _head(state: dict) -> OwnedHead:
+    return OwnedHead(
+        state["head_pid"],
+        state["ray_address"],
+        state["dashboard_url"],
+        state["head_temp_dir"],
+        state["head_log"],
+        state["auth_mode"],
+    )
+
+
+def test_foreground_up_stops_gracefully_on_sigterm(tmp_path):
+    env = {**os.environ, "PYTHONPATH": REPO}
+    for var in ("V6RAY_DATA_DIR", "V6RAY_RAY_ADDRESS", "RAY_ADDRESS"):
+        env.pop(var, None)
+    state_file = tmp_path / "_v6ray" / "service.json"
+    log = tmp_path / "up.log"
+    with open(log, "w") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "v6ray", "up", "--simulate", "--data-dir", str(tmp_path),
+             "--time-scale", "0.05"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )  # fmt: skip
+    state = None
+    try:
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline and "queue " not in log.read_text():
+            assert up.poll() is None, log.read_text()
+            time.sleep(1)
+        text = log.read_text()
+        assert "running in the foreground" in text, text
+        assert "queue " in text and "in flight" in text, text  # the live status line
+        state = json.loads(state_file.read_text())
+        assert state["up_pid"] == up.pid
+
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=150) == 0, log.read_text()
+        text = log.read_text()
+        assert "IBGateway: shutdown done" in text and "v6ray stopped" in text, text
+        assert not state_file.exists()
+        assert not cluster_processes(_head(state))
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+        if state:
+            for pid in cluster_processes(_head(state)):
+                os.kill(pid, signal.SIGKILL)
