@@ -201,31 +201,43 @@ class Market:
         else:
             half = np.full_like(mids, tick / 2 if instrument.sec_type != "IND" else 0.0)
         trades = what in ("TRADES", "ADJUSTED_LAST")
+        # Bar i spans grid points a[i]..b[i] inclusive; neighbours share their boundary.
+        a = np.array([(s - EPOCH) // step - first for s, _ in intervals])
+        b = np.array([(e - EPOCH) // step - first for _, e in intervals])
+        if what == "BID":
+            mids = mids - half
+        elif what == "ASK":
+            mids = mids + half
+        if what == "BID_ASK":
+            bids, asks = mids - half, mids + half
+            o, c = _means(bids, a, b), _means(asks, a, b)
+            h, lo = _range_max(asks, a, b), -_range_max(-bids, a, b)
+        else:
+            o, h, lo, c = mids[a], _range_max(mids, a, b), -_range_max(-mids, a, b), mids[b]
+        grid_tick = tick if trades else tick / 2
+        o, h, lo, c = (_round_to(v, grid_tick).tolist() for v in (o, h, lo, c))
         if trades:
             base = self._volume_base(instrument) * step / 60.0
             noise = self.paths.unit_noise(str(instrument.con_id), f"volume{step}",
                                           np.arange(first, last + 1))
-            volumes = np.floor(base * np.exp(0.5 * noise - 0.125))
-            cum_volume = np.concatenate(([0.0], np.cumsum(volumes)))
-        out = []
-        for start, end in intervals:
-            a, b = (start - EPOCH) // step - first, (end - EPOCH) // step - first
-            seg, seg_half = mids[a : b + 1], half[a : b + 1]
-            if what == "BID":
-                seg = seg - seg_half
-            elif what == "ASK":
-                seg = seg + seg_half
-            if what == "BID_ASK":
-                o, c = np.mean(seg - seg_half), np.mean(seg + seg_half)
-                h, lo = np.max(seg + seg_half), np.min(seg - seg_half)
-            else:
-                o, h, lo, c = seg[0], np.max(seg), np.min(seg), seg[-1]
-            o, h, lo, c = (float(v) for v in _round_to([o, h, lo, c], tick if trades else tick / 2))
-            if trades:
-                volume = float(cum_volume[b] - cum_volume[a])
-                wap = round((h + lo + c) / 3.0, 4)
-                count = int(volume // 100) + (1 if volume else 0)
-            else:
-                volume, wap, count = -1.0, -1.0, -1
-            out.append(Bar(start, end, o, h, lo, c, volume, wap, count))
-        return out
+            cum_volume = np.concatenate(([0.0], np.cumsum(np.floor(base * np.exp(0.5 * noise
+                                                                                 - 0.125)))))
+            volumes = (cum_volume[b] - cum_volume[a]).tolist()
+            waps = np.round((np.array(h) + np.array(lo) + np.array(c)) / 3.0, 4).tolist()
+            counts = [int(v // 100) + (1 if v else 0) for v in volumes]
+        else:
+            volumes, waps, counts = [-1.0] * len(a), [-1.0] * len(a), [-1] * len(a)
+        return [Bar(s, e, *values) for (s, e), *values
+                in zip(intervals, o, h, lo, c, volumes, waps, counts, strict=True)]
+
+
+def _range_max(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """max(values[a[i] : b[i] + 1]) for every i, in one reduceat (a[i] < b[i] <= a[i+1])."""
+    bounds = np.empty(2 * len(a), dtype=np.int64)
+    bounds[0::2], bounds[1::2] = a, b
+    return np.maximum(np.maximum.reduceat(values, bounds)[0::2], values[b])
+
+
+def _means(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    total = np.concatenate(([0.0], np.cumsum(values)))
+    return (total[b + 1] - total[a]) / (b - a + 1)

@@ -128,11 +128,11 @@ def head_timestamp(req_id: int, text: str) -> bytes:
     return p.encode(p.HEAD_TIMESTAMP, req_id, text)
 
 
-def historical_data(req_id: int, start: str, end: str, rows: list[tuple]) -> bytes:
-    fields: list[object] = [p.HISTORICAL_DATA, req_id, start, end, len(rows)]
-    for row in rows:
-        fields += row
-    return p.encode(*fields)
+def historical_data(req_id: int, start: str, end: str, rows: list[str]) -> bytes:
+    """``rows``: each bar's 8 fields already NUL-joined (see historical._format_rows)."""
+    head = f"{p.HISTORICAL_DATA}\0{req_id}\0{start}\0{end}\0{len(rows)}\0"
+    body = "".join(row + "\0" for row in rows)
+    return p.encode_raw((head + body).encode())
 
 
 def server_time_text(now: datetime) -> str:
