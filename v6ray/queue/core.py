@@ -4,15 +4,9 @@ Time comes from an injected ``clock`` (epoch seconds) so tests drive it by hand.
 state change is recorded as the request's new state; the actor drains these changes with
 ``drain_changes()`` and journals them before it acknowledges the call that made them.
 
-Data structures (a claim never sorts the backlog):
-* one heap of ready PENDING requests per priority, ordered by creation time. Aging only
-  ever improves the older requests of a level, so each heap's head is also that level's
-  best request under aging, and a claim is a 3-way merge of the heads;
-* a heap of PENDING requests waiting out a retry backoff (``not_before``), moved to the
-  ready heaps once due;
-* a heap of lease deadlines of PROCESSING requests.
-Heap entries are never removed in place: each queued request holds a token, and an entry
-whose token is no longer the request's current one is stale and dropped when it surfaces.
+PENDING requests wait in a ``PendingIndex`` (heaps: a claim never sorts the backlog);
+PROCESSING ones have their lease deadline in a heap (a renewed, completed or released
+lease leaves a stale entry behind, skipped when it surfaces).
 """
 
 from __future__ import annotations
@@ -32,6 +26,7 @@ from v6ray.backoff import backoff_delay
 from v6ray.errors import InvalidRequest
 from v6ray.model import IBRequest, Priority, RequestType, Status
 from v6ray.queue.config import QueueConfig
+from v6ray.queue.pending import PendingIndex, Popped
 
 Clock = Callable[[], float]
 Accept = Callable[[IBRequest], bool]
@@ -60,9 +55,7 @@ class QueueCore:
         self._live: dict[str, IBRequest] = {}  # PENDING and PROCESSING
         self._final: OrderedDict[str, IBRequest] = OrderedDict()  # newest last, bounded
         self._by_key: dict[str, str] = {}  # dedup_key -> live request_id
-        self._ready: dict[int, list[tuple[float, int, int, str]]] = {p.value: [] for p in Priority}
-        self._delayed: list[tuple[float, int, int, str]] = []  # (not_before, tie, token, id)
-        self._token: dict[str, int] = {}  # request_id -> token of its valid queue entry
+        self._pending = PendingIndex(self.config.aging_seconds)
         self._leases: list[tuple[float, int, str]] = []  # (deadline, tie, request_id)
         self._deadline: dict[str, float] = {}  # request_id -> current lease deadline
         self._tie = itertools.count()
@@ -109,17 +102,7 @@ class QueueCore:
 
     def oldest_pending_created(self) -> float | None:
         """Creation time (epoch seconds) of the oldest PENDING request, ready or delayed."""
-        oldest = [
-            heap[0][0]
-            for heap in self._ready.values()
-            if self._drop_stale(heap)
-        ]
-        oldest.extend(
-            self._live[rid].created_at.timestamp()
-            for _, _, token, rid in self._delayed
-            if self._token.get(rid) == token
-        )
-        return min(oldest, default=None)
+        return self._pending.oldest_created(self._live.__getitem__)
 
     # ------------------------------------------------------------------ submit
 
@@ -136,8 +119,9 @@ class QueueCore:
             if request.priority < existing.priority:
                 raised = replace(existing, priority=request.priority, updated_at=self.now())
                 self._store(raised, existing)
-                if existing_id in self._token and not self._is_delayed(raised, self._clock()):
-                    self._queue_ready(raised)  # the entry in the old level turns stale
+                waiting = existing_id in self._pending
+                if waiting and not self._pending.is_delayed(raised, self._clock()):
+                    self._pending.add_ready(raised)  # the entry in the old level turns stale
             return existing_id, True
         self.submitted_total += 1
         self._store(request, None)
@@ -158,11 +142,11 @@ class QueueCore:
         now = self._clock()
         self.tick(now)
         claimed: list[IBRequest] = []
-        skipped: list[tuple[int, tuple[float, int, int, str]]] = []
+        skipped: list[Popped] = []
         scanned = 0
         try:
             while len(claimed) < n and scanned < self.config.claim_scan_limit:
-                best = self._pop_best(now)
+                best = self._pending.pop_best(now)
                 if best is None:
                     break
                 scanned += 1
@@ -179,13 +163,13 @@ class QueueCore:
                     continue
                 claimed.append(self._lease(request, worker_id, now))
         finally:
-            for level, entry in skipped:
-                heapq.heappush(self._ready[level], entry)
+            for popped in skipped:
+                self._pending.put_back(popped)
         return claimed
 
     def _lease(self, request: IBRequest, worker_id: str, now: float) -> IBRequest:
         rid = request.request_id
-        del self._token[rid]
+        self._pending.discard(rid)
         deadline = now + self.config.lease_seconds
         stamp = to_datetime(now)
         leased = replace(
@@ -200,21 +184,6 @@ class QueueCore:
         self._store(leased, request)
         self._set_deadline(rid, deadline)
         return leased
-
-    def _pop_best(self, now: float) -> tuple[int, tuple[float, int, int, str]] | None:
-        best_key: tuple[int, float, int] | None = None
-        best_level = 0
-        aging = self.config.aging_seconds
-        for level, heap in self._ready.items():
-            if self._drop_stale(heap):
-                created, tie = heap[0][0], heap[0][1]
-                effective = max(1, level - int(max(0.0, now - created) // aging))
-                key = (effective, created, tie)
-                if best_key is None or key < best_key:
-                    best_key, best_level = key, level
-        if best_key is None:
-            return None
-        return best_level, heapq.heappop(self._ready[best_level])
 
     # ------------------------------------------------------------------ outcomes
 
@@ -354,10 +323,7 @@ class QueueCore:
                 continue  # renewed, completed or released since
             del self._deadline[rid]
             self._expire(self._live[rid], now)
-        while self._delayed and self._delayed[0][0] <= now:
-            _, _, token, rid = heapq.heappop(self._delayed)
-            if self._token.get(rid) == token:
-                self._queue_ready(self._live[rid])
+        self._pending.promote_due(now, self._live.__getitem__)
 
     def _expire(self, request: IBRequest, now: float) -> None:
         """A lost lease counts as an attempt; after ``max_attempts`` it is a dead letter."""
@@ -403,12 +369,6 @@ class QueueCore:
 
     # ------------------------------------------------------------------ internals
 
-    def _drop_stale(self, heap: list[tuple[float, int, int, str]]) -> bool:
-        """Pop stale heads (cancelled, claimed, moved to another level); True if any is left."""
-        while heap and self._token.get(heap[0][3]) != heap[0][2]:
-            heapq.heappop(heap)
-        return bool(heap)
-
     def _holds(self, request: IBRequest, worker_id: str) -> bool:
         return request.status is Status.PROCESSING and request.lease_owner == worker_id
 
@@ -425,30 +385,15 @@ class QueueCore:
         del self._live[rid]
         if self._by_key.get(new.dedup_key) == rid:
             del self._by_key[new.dedup_key]
-        self._token.pop(rid, None)
+        self._pending.discard(rid)
         self._drop_deadline(rid)
         if self.config.terminal_cache_size:
             self._final[rid] = new
             while len(self._final) > self.config.terminal_cache_size:
                 self._final.popitem(last=False)
 
-    def _is_delayed(self, request: IBRequest, now: float) -> bool:
-        return request.not_before is not None and request.not_before.timestamp() > now
-
     def _enqueue(self, request: IBRequest, now: float) -> None:
-        if self._is_delayed(request, now):
-            token = next(self._tie)
-            self._token[request.request_id] = token
-            entry = (request.not_before.timestamp(), token, token, request.request_id)
-            heapq.heappush(self._delayed, entry)
-        else:
-            self._queue_ready(request)
-
-    def _queue_ready(self, request: IBRequest) -> None:
-        token = next(self._tie)
-        self._token[request.request_id] = token
-        entry = (request.created_at.timestamp(), token, token, request.request_id)
-        heapq.heappush(self._ready[request.priority.value], entry)
+        self._pending.add(request, now)
 
     def _set_deadline(self, rid: str, deadline: float) -> None:
         self._deadline[rid] = deadline

@@ -1,0 +1,192 @@
+"""Request queue throughput and latency, each beside a bare Ray actor measured the same way.
+
+    python bench/queue_bench.py [--quick]
+
+Starts a local Ray cluster, a RequestQueue on a temporary data dir (durable: every
+acknowledged submit is committed to Delta) and a ``BareQueue`` actor with the same
+methods and options that does no validation and no I/O. Each measurement runs the same
+call pattern against both, so the ratio shows what durability and the queue's logic cost
+over Ray's own per-call overhead on this machine. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import ray
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from v6ray.model import new_request  # noqa: E402
+from v6ray.queue.actor import MAX_CONCURRENCY, get_or_create_queue  # noqa: E402
+from v6ray.queue.config import QueueConfig  # noqa: E402
+
+BATCH = 1_000
+CALLERS = 8
+
+
+class BareQueue:
+    """The queue's call surface with no validation, no state and no I/O."""
+
+    def __init__(self) -> None:
+        self._claimable = [new_request("futures_snapshot", f"B{i}") for i in range(1_000)]
+
+    async def submit(self, request_type, symbol, priority=2, parameters=None, result_table=None):
+        return str(uuid.uuid4())
+
+    async def submit_many(self, items):
+        return [str(uuid.uuid4()) for _ in items]
+
+    async def claim(self, n, worker_id, accept=None):
+        return self._claimable[:n]
+
+    async def complete(self, request_id, worker_id, result_data):
+        return True
+
+    async def ping(self):
+        return "pong"
+
+
+@ray.remote(num_cpus=0)
+class Caller:
+    """One producer process keeping ``window`` single submits in flight."""
+
+    async def submit_singles(self, target, tag: str, count: int, window: int) -> float:
+        started = time.perf_counter()
+        in_flight: set[asyncio.Future] = set()
+        for i in range(count):
+            if len(in_flight) >= window:
+                _, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            ref = target.submit.remote("futures_snapshot", f"{tag}X{i}", 1 + i % 3)
+            in_flight.add(asyncio.ensure_future(ref))
+        await asyncio.gather(*in_flight)
+        return time.perf_counter() - started
+
+
+def items(tag: str, count: int) -> list[dict]:
+    return [{"request_type": "futures_snapshot", "symbol": f"{tag}X{i}", "priority": 1 + i % 3}
+            for i in range(count)]
+
+
+def batched_rate(target, batches: int, in_flight: int = 4) -> float:
+    payloads = [items(f"M{uuid.uuid4().hex[:8]}", BATCH) for _ in range(batches)]
+    started = time.perf_counter()
+    pending = []
+    for payload in payloads:
+        if len(pending) >= in_flight:
+            _, pending = ray.wait(pending, num_returns=1)
+        pending.append(target.submit_many.remote(payload))
+    ray.get(pending)
+    return batches * BATCH / (time.perf_counter() - started)
+
+
+def singles_rate(target, callers, per_caller: int, window: int) -> float:
+    tag = uuid.uuid4().hex[:6].upper()
+    started = time.perf_counter()
+    ray.get([c.submit_singles.remote(target, f"S{tag}C{k}", per_caller, window)
+             for k, c in enumerate(callers)])
+    return len(callers) * per_caller / (time.perf_counter() - started)
+
+
+def claim_complete_rate(target, total: int, per_claim: int = 200) -> float:
+    done = 0
+    started = time.perf_counter()
+    while done < total:
+        claimed = ray.get(target.claim.remote(per_claim, "bench-gw"))
+        if not claimed:
+            break
+        ray.get([target.complete.remote(r.request_id, "bench-gw", {"rows": 1}) for r in claimed])
+        done += len(claimed)
+    return done / (time.perf_counter() - started)
+
+
+async def open_loop_latencies(target, rate: float, seconds: float) -> list[float]:
+    """Submit at a fixed schedule whatever the answers do; latency from the scheduled time."""
+    tag = uuid.uuid4().hex[:6].upper()
+    latencies: list[float] = []
+
+    async def one(i: int, scheduled: float) -> None:
+        await target.submit.remote("market_bars", f"L{tag}X{i}", 2)
+        latencies.append(time.perf_counter() - scheduled)
+
+    tasks = []
+    start = time.perf_counter() + 0.05
+    for i in range(int(rate * seconds)):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    await asyncio.gather(*tasks)
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=1000)[int(q * 1000) - 1] if len(values) > 1 else values[0]
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "MISSED"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke check)")
+    args = parser.parse_args(argv)
+    scale = 0.2 if args.quick else 1.0
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
+             configure_logging=False, namespace=f"bench-{uuid.uuid4().hex[:6]}")
+    data_dir = tempfile.mkdtemp(prefix="v6ray-bench-")
+    queue = get_or_create_queue(data_dir, QueueConfig(compact_every_commits=0))
+    bare = ray.remote(BareQueue).options(num_cpus=0, max_concurrency=MAX_CONCURRENCY).remote()
+    callers = [Caller.remote() for _ in range(CALLERS)]
+    ray.get([queue.ping.remote(), bare.ping.remote()])
+    ray.get([c.submit_singles.remote(bare, "W", 10, 5) for c in callers])  # warm up
+    batched_rate(queue, 2)
+    batched_rate(bare, 2)
+
+    batches = max(2, int(40 * scale))
+    per_caller, window = max(100, int(2_500 * scale)), 64
+    queue_batched, bare_batched = batched_rate(queue, batches), batched_rate(bare, batches)
+    queue_single = singles_rate(queue, callers, per_caller, window)
+    bare_single = singles_rate(bare, callers, per_caller, window)
+    to_claim = int(20_000 * scale)
+    queue_cc = claim_complete_rate(queue, to_claim)
+    bare_cc = claim_complete_rate(bare, to_claim)
+    latencies = asyncio.run(open_loop_latencies(queue, 1_000, 8 * scale))
+    bare_latencies = asyncio.run(open_loop_latencies(bare, 1_000, 8 * scale))
+    journal = ray.get(queue.stats.remote())["journal"]
+
+    p50, p99 = percentile(latencies, 0.5) * 1e3, percentile(latencies, 0.99) * 1e3
+    bare_p99 = percentile(bare_latencies, 0.99) * 1e3
+    print(f"v6ray queue benchmark: {os.cpu_count()} cores, one run, durable = committed to Delta")
+    print(f"  submit_many, batches of {BATCH:,} (4 in flight): "
+          f"{queue_batched:,.0f} req/s | bare actor {bare_batched:,.0f} req/s | "
+          f"ratio {queue_batched / bare_batched:.2f} | target >= 20,000 req/s: "
+          f"{verdict(queue_batched >= 20_000)}")
+    print(f"  single submit, {CALLERS} callers x {window} in flight: "
+          f"{queue_single:,.0f} req/s | bare actor {bare_single:,.0f} calls/s | "
+          f"ratio {queue_single / bare_single:.2f} | target >= 0.50: "
+          f"{verdict(queue_single >= 0.5 * bare_single)}")
+    print(f"  claim(200) + 200 completes: {queue_cc:,.0f} req/s | bare actor {bare_cc:,.0f} "
+          f"req/s | ratio {queue_cc / bare_cc:.2f}")
+    print(f"  open loop 1,000 submits/s for {8 * scale:g} s: p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+          f"max {max(latencies) * 1e3:.1f} ms | bare actor p99 {bare_p99:.1f} ms | "
+          f"target p99 < 100 ms: {verdict(p99 < 100)}")
+    print(f"  journal: {journal['rows']:,} rows in {journal['commits']:,} commits "
+          f"({journal['rows'] / max(1, journal['commits']):.0f} rows/commit)")
+    ray.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
