@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from v6ray import read_table
-from v6ray.errors import UnknownTable
+from v6ray.errors import StorageError, UnknownTable
 from v6ray.model import Status, new_request
 from v6ray.queue.group_commit import GroupCommitter
 from v6ray.queue.journal import Journal, requests_to_arrow
@@ -180,9 +180,28 @@ def test_failed_commit_fails_the_batch_and_not_the_writer(data_dir, monkeypatch)
     monkeypatch.setattr(journal, "_commit", flaky)
 
     async def scenario():
-        with pytest.raises(OSError):
+        with pytest.raises(StorageError, match="disk full"):
             await committer.append([sample("ES")])
         await committer.append([sample("NQ")])
 
     asyncio.run(scenario())
     assert [r.symbol for r in Journal(data_dir).load_latest()] == ["NQ"]
+
+
+def test_read_table_retries_a_read_that_raced_a_vacuum(data_dir, monkeypatch):
+    from v6ray.storage import reader
+
+    Journal(data_dir).append([sample("ES")])
+    real = reader.DeltaTable
+    failures = []
+
+    class RacingTable(real):
+        def to_pyarrow_table(self, *args, **kwargs):
+            if not failures:
+                failures.append(1)
+                raise FileNotFoundError("part-00000.parquet not found (vacuumed)")
+            return super().to_pyarrow_table(*args, **kwargs)
+
+    monkeypatch.setattr(reader, "DeltaTable", RacingTable)
+    assert read_table("ib_requests", data_dir=data_dir).height == 1
+    assert failures == [1]

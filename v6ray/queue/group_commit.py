@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from v6ray import constants
+from v6ray.errors import StorageError
 from v6ray.model import IBRequest
 from v6ray.queue.journal import Journal
 
@@ -108,8 +110,10 @@ class GroupCommitter:
         try:
             await self.run_blocking(self.journal.append, rows)
         except Exception as exc:
+            # The callers see a v6ray error; their changes stay in memory and are journaled
+            # with the next change of the same requests (or lost if the actor dies first).
             log.error("journal commit of %d states failed: %s", len(rows), exc)
-            batch.set_exception(exc)
+            batch.set_exception(StorageError(constants.REQUESTS_TABLE, str(exc)))
         else:
             batch.set_result(None)
         finally:
