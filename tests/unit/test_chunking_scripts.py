@@ -68,7 +68,7 @@ def test_history_requests_chunk_every_symbol_at_background_priority():
         "2026-11-26T21:00:00+00:00",
         "2026-11-25T21:00:00+00:00",
     ]
-    assert {i["parameters"]["duration"] for i in items} == {"1 D"}
+    assert {i["parameters"]["duration"] for i in items} == {"86400 S"}
 
 
 def test_load_history_waits_and_sums_rows_and_failures():
