@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -226,8 +227,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     from v6ray.storage.reader import read_table
 
     frame = read_table(args.table, data_dir=directory)
+    width = shutil.get_terminal_size((160, 24)).columns
     with pl.Config(
-        tbl_rows=max(args.limit, 1), tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=40
+        tbl_rows=max(args.limit, 1), tbl_cols=-1, tbl_width_chars=width, fmt_str_lengths=40
     ):
         print(frame.tail(args.limit) if args.limit else frame.head(0))
     print(f"{frame.height} row(s) in {args.table} ({directory})", file=sys.stderr)

@@ -302,7 +302,9 @@ def connect(address: str, *, namespace: str, auth_mode: str | None = None) -> No
         raise NotRunning(f"no Ray cluster answers at {address}")
     if is_loopback(address):
         use_single_machine_mode()
-    apply_auth_mode(auth_mode)
+    # Like Ray's own "auto": with a token at hand, speak token auth. A cluster without
+    # auth accepts such a client too, so this never locks us out.
+    apply_auth_mode(auth_mode or ("token" if _token_available() else None))
     ray.init(
         address=address,
         namespace=namespace,

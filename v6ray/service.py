@@ -185,7 +185,14 @@ def up(settings: Settings, options: UpOptions, out: TextIO = sys.stdout) -> int:
     state.save()
     if state.dashboard_url:
         print(f"Ray dashboard: {state.dashboard_url}", file=out)
-    print(f"Ray address:   {state.ray_address} (RAY_ADDRESS for v6ray.connect)", file=out)
+    print(f"Ray address:   {state.ray_address}", file=out)
+    if cluster.is_loopback(state.ray_address):
+        # Ray rewrites 127.0.0.1 to the machine's IP unless told it is a single machine.
+        print(
+            f"from Python:   RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "
+            f"RAY_ADDRESS={state.ray_address} python -c 'import v6ray; v6ray.connect()'",
+            file=out,
+        )
     print(f"data:          {state.results_dir}", file=out)
     if options.detach:
         print("v6ray is running; `v6ray status` to watch, `v6ray down` to stop", file=out)
@@ -315,8 +322,10 @@ def _foreground(state: ServiceState, out: TextIO) -> int:
                 print(line, file=out, flush=True)
                 last_plain = time.monotonic()
             time.sleep(1.0)
-    except (KeyboardInterrupt, StopRequested):
+    except KeyboardInterrupt:
         pass
+    except StopRequested:
+        reason = "SIGTERM"
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
     if tty:

@@ -13,6 +13,7 @@ from typing import Any
 
 STATUS_ORDER = ("PENDING", "PROCESSING", "SUCCESS", "FAILED", "CANCELLED")
 MAX_FAILURES_SHOWN = 5
+_PRIORITY_NAMES = {"1": "IMMEDIATE", "2": "NORMAL", "3": "BACKGROUND"}
 
 
 def to_json(stats: Mapping[str, Any], service: Mapping[str, Any] | None = None) -> str:
@@ -61,7 +62,11 @@ def to_text(stats: Mapping[str, Any], service: Mapping[str, Any] | None = None) 
         f" · coalesced {_get(queue, 'coalesced_total')}"
     )
     out.extend(_table("  by type", queue.get("by_type") or {}))
-    out.extend(_table("  by priority", queue.get("by_priority") or {}))
+    by_priority = {
+        f"{key} {_PRIORITY_NAMES.get(str(key), '')}".strip(): counts
+        for key, counts in (queue.get("by_priority") or {}).items()
+    }
+    out.extend(_table("  by priority", by_priority))
     out.append("")
     out.append("gateway")
     out.append(
