@@ -27,7 +27,10 @@ class _Waiter:
     priority: int
     seq: int
     item: Any = field(compare=False)
-    future: asyncio.Future[None] = field(compare=False)
+    future: asyncio.Future[Any] = field(compare=False)
+    # Run by the pump at the very instant the permit is recorded, so the pacer's timestamp
+    # IS the send time (a resumed coroutine may run tens of ms later on a busy loop).
+    action: Callable[[], Any] | None = field(default=None, compare=False)
 
 
 class _Lane:
@@ -53,14 +56,17 @@ class _Lane:
     def waiting(self) -> int:
         return len(self._waiters)
 
-    async def acquire(self, item: Any, priority: int) -> None:
+    async def acquire(
+        self, item: Any, priority: int, action: Callable[[], Any] | None = None
+    ) -> Any:
+        """Wait for the permit; returns ``action()``'s result, run at the granting instant."""
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(priority, next(self._seq), item, loop.create_future())
+        waiter = _Waiter(priority, next(self._seq), item, loop.create_future(), action)
         self._waiters.append(waiter)
         self._waiters.sort()
         self.pump()
         try:
-            await waiter.future
+            return await waiter.future
         except BaseException:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
@@ -84,7 +90,14 @@ class _Lane:
             if delay <= 0:
                 self._take(waiter.item)
                 self._waiters.remove(waiter)
-                waiter.future.set_result(None)
+                try:
+                    result = waiter.action() if waiter.action is not None else None
+                except Exception as exc:  # not sent after all: the permit goes back
+                    if self._give_back is not None:
+                        self._give_back(waiter.item)
+                    waiter.future.set_exception(exc)
+                else:
+                    waiter.future.set_result(result)
                 continue
             soonest = min(soonest, delay)
             if self._head_of_line:
@@ -130,27 +143,41 @@ class PermitGate:
         await self._messages.acquire(n, priority)
 
     @asynccontextmanager
-    async def historical(self, call: HistoricalCall, *, priority: int = 2) -> AsyncIterator[None]:
-        """Hold one open historical request (sent inside the block)."""
+    async def historical(
+        self, call: HistoricalCall, send: Callable[[], Any], *, priority: int = 2
+    ) -> AsyncIterator[Any]:
+        """Send ``call`` (``send()``, run at the permit's instant) and hold it open for the
+        block; yields ``send()``'s result."""
         if self.enabled:
-            await self._historical.acquire(call, priority)
+            sent = await self._historical.acquire(call, priority, send)
         else:
             self.pacer.take_historical(call)
+            try:
+                sent = send()
+            except Exception:
+                self.pacer.historical_finished()
+                raise
         try:
-            yield
+            yield sent
         finally:
             self.pacer.historical_finished()
             self._historical.pump()
 
     @asynccontextmanager
-    async def line(self, *, priority: int = 2) -> AsyncIterator[None]:
-        """Hold one market-data line (the reqMktData is sent inside the block)."""
+    async def line(self, send: Callable[[], Any], *, priority: int = 2) -> AsyncIterator[Any]:
+        """Open one market-data line (``send()``, run at the permit's instant) and hold it
+        for the block; yields ``send()``'s result."""
         if self.enabled:
-            await self._lines.acquire(1, priority)
+            sent = await self._lines.acquire(1, priority, send)
         else:
             self.pacer.take_lines(1)
+            try:
+                sent = send()
+            except Exception:
+                self.pacer.return_lines(1)
+                raise
         try:
-            yield
+            yield sent
         finally:
             self.pacer.return_lines(1)
             self._lines.pump()

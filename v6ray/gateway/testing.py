@@ -9,6 +9,7 @@ Ray must already be initialised (the tests' ``ray_cluster`` fixture, or the benc
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -80,10 +81,8 @@ class GatewayHarness:
 
     def __exit__(self, *exc: object) -> None:
         if self.gateway is not None:
-            try:
+            with contextlib.suppress(Exception):
                 ray.get(self.gateway.shutdown.remote(5), timeout=20)
-            except Exception:
-                pass
             ray.kill(self.gateway, no_restart=True)
         if self.queue is not None:
             ray.kill(self.queue, no_restart=True)
@@ -109,10 +108,8 @@ class GatewayHarness:
                 raise TimeoutError(f"{len(pending)} requests not final, e.g. {states}")
             refs = [self.queue.wait.remote(r, min(left, 5.0)) for r in pending]
             for rid, ref in zip(pending, refs, strict=True):
-                try:
+                with contextlib.suppress(Exception):  # RequestTimeout: ask again later
                     finals[rid] = ray.get(ref)
-                except Exception:  # RequestTimeout: ask again while time is left
-                    pass
             pending = [r for r in pending if r not in finals]
         return [finals[r] for r in request_ids]
 

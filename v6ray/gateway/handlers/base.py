@@ -9,10 +9,11 @@ v6ray's ``IBRequestError`` (code and message kept). A dropped connection surface
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import pyarrow as pa
 from ib_async import IB, BarData, BarDataList, Contract, ContractDetails, Ticker, util
@@ -93,31 +94,36 @@ class HandlerContext:
     async def snapshot(self, contract: Contract, what: str) -> Ticker:
         """A one-shot quote; holds one market-data line until IB's tickSnapshotEnd."""
         ib = self.ib
-        async with self.gate.line(priority=self.priority):
-            self.on_sent(Cost(lines=1))
-            try:
-                req_id = ib.client.getReqId()
-            except ConnectionError as exc:
-                raise GatewayUnavailable(f"{what}: {exc}") from None
+
+        def send() -> tuple[int, asyncio.Future, Ticker]:
+            req_id = ib.client.getReqId()  # ConnectionError when down
             future = ib.wrapper.startReq(req_id, contract)
             ticker = ib.wrapper.startTicker(req_id, contract, "snapshot")
+            ib.client.reqMktData(req_id, contract, "", True, False, [])
+            return req_id, future, ticker
 
-            def send() -> Awaitable[Any]:
-                ib.client.reqMktData(req_id, contract, "", True, False, [])
-                return future
+        try:
+            async with self.gate.line(send, priority=self.priority) as (req_id, future, ticker):
+                self.on_sent(Cost(lines=1))
+                try:
+                    await self.call(lambda: future, what)
+                except (IBRequestError, asyncio.CancelledError) as exc:
+                    self._cancel_at_ib(exc, lambda: ib.client.cancelMktData(req_id))
+                    raise
+                finally:
+                    ib.wrapper.endTicker(ticker, "snapshot")
+                    ib.wrapper._futures.pop(req_id, None)  # a timed-out request must not linger
+                return ticker
+        except ConnectionError as exc:
+            raise GatewayUnavailable(f"{what}: {exc}") from None
 
-            try:
-                await self.call(send, what)
-            except (IBRequestError, asyncio.CancelledError) as exc:
-                timed_out = getattr(exc, "code", None) == ib_errors.CODE_TIMEOUT
-                if (timed_out or isinstance(exc, asyncio.CancelledError)) and ib.isConnected():
-                    self.gate.pacer.take_messages(1)  # counted; not awaited (we may be cancelled)
-                    ib.client.cancelMktData(req_id)  # give IB's line back too
-                raise
-            finally:
-                ib.wrapper.endTicker(ticker, "snapshot")
-                ib.wrapper._futures.pop(req_id, None)  # a timed-out request must not linger
-            return ticker
+    def _cancel_at_ib(self, exc: BaseException, cancel: Callable[[], None]) -> None:
+        """After our timeout or a cancellation, tell IB too (its line or open request)."""
+        timed_out = getattr(exc, "code", None) == ib_errors.CODE_TIMEOUT
+        if (timed_out or isinstance(exc, asyncio.CancelledError)) and self.ib.isConnected():
+            self.gate.pacer.take_messages(1)  # counted, not awaited: we may be cancelled
+            with contextlib.suppress(Exception):
+                cancel()
 
     def forget_ticker(self, contract: Contract) -> None:
         """Drop ib_async's cached Ticker once its values are copied into a row."""
@@ -132,35 +138,36 @@ class HandlerContext:
         empty list, so an empty answer here really means "IB has no bars"."""
         ib = self.ib
         limit = self.config.historical_timeout
-        async with self.gate.historical(call, priority=self.priority):
-            slots = call.weight
-            if call.small:
-                self.on_sent(Cost(small_bar=slots, historical=1))
-            else:
-                self.on_sent(Cost(large_bar=slots, historical=1))
-            try:
-                req_id = ib.client.getReqId()
-            except ConnectionError as exc:
-                raise GatewayUnavailable(f"historical data: {exc}") from None
+
+        def send() -> tuple[int, asyncio.Future]:
+            req_id = ib.client.getReqId()  # ConnectionError when down
             bars = BarDataList()
             bars.reqId = req_id
             future = ib.wrapper.startReq(req_id, contract, container=bars)
+            ib.client.reqHistoricalData(
+                req_id, contract, util.formatIBDatetime(end), call.duration,
+                call.bar_size, call.what_to_show, call.use_rth, 2, False, [],
+            )
+            return req_id, future
 
-            def send() -> Awaitable[Any]:
-                ib.client.reqHistoricalData(
-                    req_id, contract, util.formatIBDatetime(end), call.duration,
-                    call.bar_size, call.what_to_show, call.use_rth, 2, False, [],
-                )
-                return future
-
-            try:
-                return list(await self.call(send, f"historical data for {call.symbol}", limit))
-            except (IBRequestError, asyncio.CancelledError) as exc:
-                timed_out = getattr(exc, "code", None) == ib_errors.CODE_TIMEOUT
-                if (timed_out or isinstance(exc, asyncio.CancelledError)) and ib.isConnected():
-                    self.gate.pacer.take_messages(1)
-                    ib.client.cancelHistoricalData(req_id)
-                raise
-            finally:
-                ib.wrapper._futures.pop(req_id, None)
-                ib.wrapper._results.pop(req_id, None)
+        try:
+            async with self.gate.historical(call, send, priority=self.priority) as sent:
+                req_id, future = sent
+                weight = call.weight
+                if call.small:
+                    self.on_sent(Cost(small_bar=weight, historical=1))
+                else:
+                    self.on_sent(Cost(large_bar=weight, historical=1))
+                try:
+                    bars = await self.call(
+                        lambda: future, f"historical data for {call.symbol}", limit
+                    )
+                    return list(bars)
+                except (IBRequestError, asyncio.CancelledError) as exc:
+                    self._cancel_at_ib(exc, lambda: ib.client.cancelHistoricalData(req_id))
+                    raise
+                finally:
+                    ib.wrapper._futures.pop(req_id, None)
+                    ib.wrapper._results.pop(req_id, None)
+        except ConnectionError as exc:
+            raise GatewayUnavailable(f"historical data: {exc}") from None
