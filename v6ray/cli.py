@@ -41,7 +41,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but errors raise instead of exiting so ``main`` stays the only exit point."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        command = self.prog.removeprefix("v6ray").strip()  # "submit", or "" at the top
+        raise UsageError(f"{command}: {message}" if command else message)
 
 
 # --------------------------------------------------------------------------- parser
@@ -161,13 +162,23 @@ def make_parser() -> argparse.ArgumentParser:
     history.add_argument("--duration", help='IB duration per symbol, e.g. "1 Y"')
     history.add_argument("--bar-size", help='IB bar size, e.g. "1 day"')
 
+    history.add_argument(
+        "--timeout", type=_positive_float, default=3600.0, help="seconds to wait (default 3600)"
+    )
+
     futures = commands.add_parser(
         "load-futures", parents=[service], help="snapshot futures (all configured roots)"
     )
     futures.add_argument("roots", nargs="*", metavar="ROOT")
+    futures.add_argument(
+        "--timeout", type=_positive_float, default=3600.0, help="seconds to wait (default 3600)"
+    )
 
-    commands.add_parser(
+    derive = commands.add_parser(
         "derive-stats", parents=[service], help="compute derived_statistics from stored data"
+    )
+    derive.add_argument(
+        "--timeout", type=_positive_float, default=3600.0, help="seconds to wait (default 3600)"
     )
 
     show = commands.add_parser(

@@ -10,7 +10,6 @@ import argparse
 import os
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -148,14 +147,14 @@ def cmd_load_history(args: argparse.Namespace) -> int:
     from v6ray.scripts.load_historical_data import load_history
 
     kwargs = {k: v for k, v in (("duration", args.duration), ("bar_size", args.bar_size)) if v}
-    return _run_script(lambda: load_history(client, args.symbols, **kwargs))
+    return _run_script(lambda: load_history(client, args.symbols, timeout=args.timeout, **kwargs))
 
 
 def cmd_load_futures(args: argparse.Namespace) -> int:
     client = _client(_settings(args))
     from v6ray.scripts.load_futures_data import load_futures
 
-    return _run_script(lambda: load_futures(client, args.roots or None))
+    return _run_script(lambda: load_futures(client, args.roots or None, timeout=args.timeout))
 
 
 def cmd_derive_stats(args: argparse.Namespace) -> int:
@@ -167,21 +166,18 @@ def cmd_derive_stats(args: argparse.Namespace) -> int:
 
     state = service.ServiceState.load(settings.data_path)
     data_dir = state.results_dir if state else settings.data_path
-    return _run_script(lambda: derive_statistics(client, data_dir))
+    simulate = bool(state and state.simulate)
+    return _run_script(
+        lambda: derive_statistics(client, data_dir, simulate=simulate, timeout=args.timeout)
+    )
 
 
 def _run_script(action: Callable[[], Any]) -> int:
-    """Run one of helper scripts; they print their progress while they wait."""
-    started = time.monotonic()
+    """Run one of the scripts (they draw their own progress on stderr while waiting)."""
     summary = action()
-    render = getattr(summary, "render", None)
-    print(render() if callable(render) else summary)
-    print(f"done in {time.monotonic() - started:.1f} s", file=sys.stderr)
-    failed = getattr(summary, "failed", 0)
-    if isinstance(failed, list | tuple | set | dict):
-        failed = len(failed)
-    if failed:
-        raise CommandFailed(f"{failed} request(s) FAILED (see above)")
+    print(summary.render())
+    if not summary.ok:
+        raise CommandFailed(f"{len(summary.failures)} request(s) failed (listed above)")
     return 0
 
 

@@ -159,6 +159,20 @@ def test_submit_wait_succeeds_and_a_failed_request_exits_non_zero(service):
     assert len(queued.stdout.strip()) >= 32  # just the request id
 
 
+def test_script_commands_report_a_summary(service):
+    base = str(service["base"])
+    history = v6ray_cli(
+        "load-history", "SPY", "IWM", "--duration", "5 D", "--bar-size", "1 hour",
+        "--timeout", "120", "--data-dir", base, check=True,
+    )  # fmt: skip
+    assert history.stdout.startswith("load-history: 2 requests"), history.stdout
+    futures = v6ray_cli("load-futures", "ES", "--timeout", "120", "--data-dir", base, check=True)
+    assert futures.stdout.startswith("load-futures: "), futures.stdout
+    assert " 0 failures" in futures.stdout
+    derive = v6ray_cli("derive-stats", "--timeout", "120", "--data-dir", base, check=True)
+    assert derive.stdout.startswith("derive-stats: "), derive.stdout
+
+
 def test_show_reads_the_simulated_tables(service):
     done = v6ray_cli("show", "market_bars", "--limit", "3", "--data-dir", str(service["base"]))
     assert done.returncode == 0, done.stderr
