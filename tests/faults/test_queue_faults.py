@@ -152,3 +152,27 @@ def test_full_ray_restart_recovers_the_queue_from_ib_requests(data_dir):
     assert second["depth"]["PROCESSING"] == len(pending) + len(first["leased"])
     assert second["depth"]["SUCCESS"] == 1
     assert read_table("ib_requests", data_dir=data_dir).height == 201
+
+
+def test_client_wait_survives_a_queue_restart(ray_namespace, data_dir):
+    from v6ray.client import Client
+
+    queue = get_or_create_queue(data_dir, namespace=ray_namespace)
+    client = Client(queue, namespace=ray_namespace)
+    rid = client.submit("futures_snapshot", "ES")
+    outcome: dict = {}
+    waiter = threading.Thread(target=lambda: outcome.update(final=client.wait(rid, timeout=60)))
+    waiter.start()
+    time.sleep(0.5)  # the wait is parked in the actor
+    ray.kill(queue, no_restart=False)
+    # claim only once the new instance answers (its counters restart from 0): a claim the
+    # dying instance journaled but could not answer would hold the lease for lease_seconds
+    deadline = time.monotonic() + 60
+    while ray.get(queue.stats.remote(), timeout=60)["submitted_total"] != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    [claimed] = ray.get(queue.claim.remote(1, "gw"))
+    assert claimed.request_id == rid
+    assert ray.get(queue.complete.remote(rid, "gw", {"rows": 1}))
+    waiter.join(timeout=30)
+    assert outcome["final"].status is Status.SUCCESS

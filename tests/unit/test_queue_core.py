@@ -430,3 +430,12 @@ def test_stats_counts(clock):
     assert stats["in_flight"] == 1
     assert stats["oldest_pending_age_s"] == pytest.approx(4.0)
     assert stats["submitted_total"] == 3
+
+
+def test_cancelling_deep_in_a_backlog_does_not_grow_the_heaps_without_bound(clock):
+    core = make_core(clock)
+    for i in range(20_000):
+        core.cancel(submit(core, f"S{i}"))
+    submit(core, "KEEP")
+    assert core._pending.heap_entries <= 2 * 1 + 1024 + 1
+    assert symbols(core.claim(5, "gw")) == ["KEEP"]

@@ -97,6 +97,8 @@ class RequestQueue:
     async def claim(
         self, n: int, worker_id: str, accept: Callable[[IBRequest], bool] | None = None
     ) -> list[IBRequest]:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidRequest("n", f"must be a whole number >= 0, got {n!r}")
         claimed = self.core.claim(n, worker_id, accept)
         await self._commit()
         return claimed

@@ -6,7 +6,8 @@ request overall is found by comparing three heads: no claim sorts the backlog.
 
 Entries are never removed in place: each waiting request holds a token, and an entry whose
 token is no longer its request's current one (cancelled, claimed, moved to another level)
-is stale and dropped when it surfaces.
+is stale and dropped when it surfaces, or when stale entries outnumber live ones (then
+the heaps are rebuilt, so cancelling deep in a large backlog cannot grow them unbounded).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from v6ray.model import IBRequest, Priority
 
 Entry = tuple[float, int, int, str]  # (creation or not_before time, tie, token, request_id)
 Popped = tuple[int, Entry]  # (priority level, entry)
+REBUILD_SLACK = 1024  # stale entries tolerated beyond the number of live ones
 
 
 class PendingIndex:
@@ -28,6 +30,7 @@ class PendingIndex:
         self._delayed: list[Entry] = []
         self._token: dict[str, int] = {}  # request_id -> token of its current entry
         self._tie = itertools.count()
+        self._entries = 0  # heap entries pushed and not yet popped, stale ones included
 
     def __contains__(self, request_id: str) -> bool:
         return request_id in self._token
@@ -43,6 +46,7 @@ class PendingIndex:
             self._token[request.request_id] = token
             due = request.not_before.timestamp()  # type: ignore[union-attr]
             heapq.heappush(self._delayed, (due, token, token, request.request_id))
+            self._pushed()
         else:
             self.add_ready(request)
 
@@ -52,6 +56,7 @@ class PendingIndex:
         self._token[request.request_id] = token
         entry = (request.created_at.timestamp(), token, token, request.request_id)
         heapq.heappush(self._ready[request.priority.value], entry)
+        self._pushed()
 
     def discard(self, request_id: str) -> None:
         self._token.pop(request_id, None)
@@ -60,6 +65,7 @@ class PendingIndex:
         """Move requests whose backoff has passed to the ready heaps."""
         while self._delayed and self._delayed[0][0] <= now:
             _, _, token, rid = heapq.heappop(self._delayed)
+            self._entries -= 1
             if self._token.get(rid) == token:
                 self.add_ready(lookup(rid))
 
@@ -77,12 +83,14 @@ class PendingIndex:
                     best_key, best_level = key, level
         if best_key is None:
             return None
+        self._entries -= 1
         return best_level, heapq.heappop(self._ready[best_level])
 
     def put_back(self, popped: Popped) -> None:
         """Undo ``pop_best`` for a request that stays queued (its place is unchanged)."""
         level, entry = popped
         heapq.heappush(self._ready[level], entry)
+        self._entries += 1
 
     def oldest_created(self, lookup: Callable[[str], IBRequest]) -> float | None:
         """Creation time of the oldest waiting request, ready or in backoff."""
@@ -97,4 +105,22 @@ class PendingIndex:
     def _drop_stale(self, heap: list[Entry]) -> bool:
         while heap and self._token.get(heap[0][3]) != heap[0][2]:
             heapq.heappop(heap)
+            self._entries -= 1
         return bool(heap)
+
+    def _is_current(self, entry: Entry) -> bool:
+        return self._token.get(entry[3]) == entry[2]
+
+    def _pushed(self) -> None:
+        self._entries += 1
+        if self._entries > 2 * len(self._token) + REBUILD_SLACK:
+            for level, heap in self._ready.items():
+                self._ready[level] = [e for e in heap if self._is_current(e)]
+                heapq.heapify(self._ready[level])
+            self._delayed = [e for e in self._delayed if self._is_current(e)]
+            heapq.heapify(self._delayed)
+            self._entries = sum(map(len, self._ready.values())) + len(self._delayed)
+
+    @property
+    def heap_entries(self) -> int:
+        return self._entries
