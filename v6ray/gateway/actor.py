@@ -8,7 +8,6 @@ and the breaker together, and answers ``start``/``stats``/``shutdown``/``ping``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -37,8 +36,10 @@ class IBGateway:
         data_dir: str,
         queue_name: str = QUEUE_ACTOR,
         namespace: str = NAMESPACE,
+        actor_name: str | None = None,
     ) -> None:
         self.config = config
+        self.actor_name = actor_name
         self.data_dir = os.path.abspath(data_dir)
         self.queue_name = queue_name
         self.namespace = namespace
@@ -56,9 +57,25 @@ class IBGateway:
 
     # --- lifecycle ----------------------------------------------------------------------
     def _self_start(self) -> None:
-        """Start on (re)creation: a restarted actor resumes without anyone calling start."""
-        with contextlib.suppress(Exception):
-            ray.get_runtime_context().current_actor.start.remote()
+        """Start on (re)creation: a restarted actor resumes without anyone calling start.
+
+        ``__init__`` cannot await, and its own handle is not usable before it returns, so a
+        helper thread calls ``start`` through the named handle once the actor is up.
+        """
+        if not self.actor_name:
+            return
+
+        def kick() -> None:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    handle = ray.get_actor(self.actor_name, namespace=self.namespace)
+                    ray.get(handle.start.remote(), timeout=60)
+                    return
+                except Exception:  # not registered yet: try again shortly
+                    time.sleep(0.2)
+
+        threading.Thread(target=kick, name="gateway-self-start", daemon=True).start()
 
     def _install_sigterm(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -214,8 +231,7 @@ def get_or_create_gateway(
     )
     if node_resource:
         options["resources"] = {node_resource: 0.001}
-    handle = ray.remote(IBGateway).options(**options).remote(
-        config, os.path.abspath(data_dir), queue_name, namespace
+    # The actor starts itself (also after a restart); see IBGateway._self_start.
+    return ray.remote(IBGateway).options(**options).remote(
+        config, os.path.abspath(data_dir), queue_name, namespace, name
     )
-    handle.start.remote()
-    return handle
