@@ -23,7 +23,9 @@ from pathlib import Path
 
 import ray
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = str(Path(__file__).resolve().parents[1])
+sys.path.insert(0, REPO)  # run from a checkout: the driver and (below) Ray's workers
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
 
 from v6ray.model import new_request  # noqa: E402
 from v6ray.queue.actor import MAX_CONCURRENCY, get_or_create_queue  # noqa: E402
