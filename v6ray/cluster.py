@@ -216,13 +216,17 @@ def stop_head(head: OwnedHead, *, timeout: float = HEAD_STOP_TIMEOUT) -> list[in
     Only the `ray start` process is signalled: it stops its children in order. Signalling
     the whole group makes gcs_server start its own slow shutdown (~30 s instead of ~3 s).
     """
-    _kill(head.pid, signal.SIGTERM)
+    ours = head_is_ours(head)  # a recycled pid (after a reboot) must never be signalled
+    if ours:
+        _kill(head.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and cluster_processes(head):
+        _reap(head.pid)
         time.sleep(0.25)
     leftovers = cluster_processes(head)
     if leftovers:
-        _signal_group(head.pid, signal.SIGKILL)
+        if ours:
+            _signal_group(head.pid, signal.SIGKILL)
         for pid in leftovers:
             _kill(pid, signal.SIGKILL)
         time.sleep(0.5)
@@ -234,7 +238,14 @@ def stop_head(head: OwnedHead, *, timeout: float = HEAD_STOP_TIMEOUT) -> list[in
 
 
 def cluster_processes(head: OwnedHead) -> list[int]:
-    """Live processes of this cluster: in the head's session, or naming its temp dir."""
+    """Live processes of this cluster: in the head's session, or naming its temp dir.
+
+    The session id is trusted only while it cannot belong to someone else: Linux does not
+    reuse a pid that is still some process's session id, so it is ours if the head is
+    ours, or if no live process has that pid (its orphans keep the number reserved).
+    """
+    # (A zombie head counts as gone: its pid cannot be reused until it is reaped.)
+    trust_session = head_is_ours(head) or not pid_alive(head.pid)
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -246,7 +257,7 @@ def cluster_processes(head: OwnedHead) -> list[int]:
             state, session = fields[0], int(fields[3])
             if state == "Z":
                 continue
-            if session == head.pid:
+            if trust_session and session == head.pid:
                 found.append(pid)
                 continue
             cmdline = (entry / "cmdline").read_bytes()
@@ -255,6 +266,21 @@ def cluster_processes(head: OwnedHead) -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
     return found
+
+
+def head_is_ours(head: OwnedHead) -> bool:
+    """The recorded head pid is still the `ray start` we launched (its temp dir is unique)."""
+    return process_mentions(head.pid, head.temp_dir)
+
+
+def process_mentions(pid: int | None, text: str) -> bool:
+    """``pid`` is alive and ``text`` is part of its command line."""
+    if not pid or not text:
+        return False
+    try:
+        return text.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

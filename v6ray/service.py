@@ -1,117 +1,35 @@
 """``v6ray up`` / ``v6ray down``: deploy the detached actors, watch them, stop them gracefully.
 
-What `up` started is written to ``<data-dir>/_v6ray/service.json`` (the state file): the
-Ray address it used, whether it owns that cluster (and the head's pid), where results go,
-and the pid of a foreground `up`. Every other command finds the service through it, so
-nobody connects to "whatever Ray cluster is around" by accident. `down` reads it, stops
-the actors gracefully and, when `up` started the cluster, ends exactly that cluster.
+`up` records what it started in the state file (``v6ray.cli_state``) before deploying, so
+even a half-deployed service can be taken `down`. The graceful order: the scheduler stops
+producing, the gateway stops claiming, finishes in-flight work, flushes its writers and
+disconnects, then every v6ray actor is killed, then the Ray head if `up` started it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 from v6ray import cluster, constants
+from v6ray.cli_state import STATE_SUBDIR, ServiceState, results_dir
 from v6ray.config import Settings
 from v6ray.errors import NotRunning
 
-STATE_SUBDIR = "_v6ray"
-STATE_FILE = "service.json"
+__all__ = ["ServiceState", "UpOptions", "connect_service", "down", "results_dir", "up"]
+
 DEPLOY_TIMEOUT = 120.0  # actor creation + the gateway's first connect, on a busy machine
 STOP_CALL_TIMEOUT = 30.0  # scheduler.stop / simulator.stop
-V6RAY_ACTORS = (
-    constants.SCHEDULER_ACTOR,  # stops producing first
-    constants.GATEWAY_ACTOR,  # then finishes in-flight, flushes writers, disconnects
-    constants.QUEUE_ACTOR,  # its journal is durable per call: nothing left to flush
-    constants.SIMULATOR_ACTOR,  # last: the gateway talks to it until it disconnects
-)
 
 
 class StopRequested(Exception):
     """SIGTERM (or `v6ray down` from another terminal) asked a foreground `up` to stop."""
-
-
-# --------------------------------------------------------------------------- state file
-
-
-@dataclass
-class ServiceState:
-    base_data_dir: str  # what --data-dir / V6RAY_DATA_DIR said (absolute)
-    results_dir: str  # where the tables are: base, or base/simulated with --simulate
-    ray_address: str
-    owns_cluster: bool  # `up` started this Ray head, so `down` stops it
-    simulate: bool
-    time_scale: float
-    ib_host: str
-    ib_port: int
-    client_id: int
-    head_pid: int | None = None
-    head_temp_dir: str | None = None
-    head_log: str | None = None
-    dashboard_url: str | None = None
-    auth_mode: str | None = None
-    up_pid: int | None = None  # a foreground `up`; None once detached
-    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-
-    @staticmethod
-    def path(base_data_dir: str) -> str:
-        return os.path.join(base_data_dir, STATE_SUBDIR, STATE_FILE)
-
-    def save(self) -> None:
-        path = self.path(self.base_data_dir)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as out:
-            json.dump(asdict(self), out, indent=2)
-        os.replace(tmp, path)  # atomic: a reader never sees half a file
-
-    @classmethod
-    def load(cls, base_data_dir: str) -> ServiceState | None:
-        try:
-            with open(cls.path(base_data_dir)) as src:
-                raw = json.load(src)
-        except (OSError, ValueError):
-            return None
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in raw.items() if k in known})
-        except TypeError:
-            return None
-
-    def remove(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.path(self.base_data_dir))
-
-    def head(self) -> cluster.OwnedHead | None:
-        if not (self.owns_cluster and self.head_pid and self.head_temp_dir):
-            return None
-        return cluster.OwnedHead(
-            pid=self.head_pid,
-            gcs_address=self.ray_address,
-            dashboard_url=self.dashboard_url or "",
-            temp_dir=self.head_temp_dir,
-            log_path=self.head_log or "",
-            auth_mode=self.auth_mode,
-        )
-
-    def cluster_alive(self) -> bool:
-        if self.owns_cluster and not cluster.pid_alive(self.head_pid):
-            return False
-        return cluster.reachable(self.ray_address)
-
-
-def results_dir(settings: Settings, simulate: bool) -> str:
-    base = settings.data_path
-    return os.path.join(base, constants.SIMULATED_DATA_SUBDIR) if simulate else base
 
 
 def connect_service(settings: Settings) -> ServiceState | None:
@@ -348,12 +266,12 @@ def down(settings: Settings, *, timeout: float, out: TextIO = sys.stdout) -> int
         state is not None
         and state.up_pid
         and state.up_pid != os.getpid()
-        and cluster.pid_alive(state.up_pid)
+        and _is_foreground_up(state.up_pid)
     ):
         # A foreground `up` owns the service: ask it to stop, as Ctrl-C would.
         print(f"asking the foreground `v6ray up` (pid {state.up_pid}) to stop ...", file=out)
         os.kill(state.up_pid, signal.SIGTERM)
-        if _wait_until(lambda: not cluster.pid_alive(state.up_pid), timeout + 60.0):
+        if _wait_until(lambda: not _is_foreground_up(state.up_pid), timeout + 60.0):
             state = ServiceState.load(base)
             if state is None:
                 print("v6ray stopped", file=out)
@@ -439,6 +357,17 @@ def _stop_actors(timeout: float, out: TextIO) -> list[str]:
             ray.kill(handle, no_restart=True)
     _wait_until(lambda: not _named_actors(), 15.0)
     return _named_actors()
+
+
+def _is_foreground_up(pid: int | None) -> bool:
+    """``pid`` is still a `v6ray up` (not a recycled pid of something else)."""
+    if not cluster.pid_alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    return "up" in argv and any("v6ray" in arg for arg in argv)
 
 
 def _named_actors() -> list[str]:

@@ -60,6 +60,7 @@ def test_foreground_up_stops_gracefully_on_sigterm(tmp_path):
         assert up.wait(timeout=150) == 0, log.read_text()
         text = log.read_text()
         assert "IBGateway: shutdown done" in text and "v6ray stopped" in text, text
+        assert "warning" not in text and "Traceback" not in text, text
         assert not state_file.exists()
         assert not cluster_processes(_head(state))
     finally:

@@ -6,7 +6,7 @@ import json
 import os
 
 from v6ray import status
-from v6ray.cluster import is_loopback, split_address
+from v6ray.cluster import OwnedHead, cluster_processes, is_loopback, split_address, stop_head
 from v6ray.config import Settings
 from v6ray.service import ServiceState, results_dir
 
@@ -127,3 +127,31 @@ def test_simulated_data_is_kept_apart(tmp_path):
 def test_addresses():
     assert split_address("127.0.0.1:6379") == ("127.0.0.1", 6379)
     assert is_loopback("localhost:1") and not is_loopback("10.0.0.5:6379")
+
+
+def test_a_recycled_head_pid_is_never_signalled():
+    """After a reboot the recorded head pid may belong to anyone: here, this very test."""
+    stranger = OwnedHead(
+        pid=os.getpid(),
+        gcs_address="127.0.0.1:1",
+        dashboard_url="",
+        temp_dir="/tmp/v6ray-not-a-real-dir",
+        log_path="",
+        auth_mode=None,
+    )
+    assert cluster_processes(stranger) == []  # our session is not taken for the cluster's
+    assert stop_head(stranger, timeout=0.1) == []  # and we are still alive to assert it
+    state = ServiceState(
+        base_data_dir="/nowhere",
+        results_dir="/nowhere",
+        ray_address="127.0.0.1:1",
+        owns_cluster=True,
+        simulate=False,
+        time_scale=1.0,
+        ib_host="h",
+        ib_port=1,
+        client_id=1,
+        head_pid=os.getpid(),
+        head_temp_dir="/tmp/v6ray-not-a-real-dir",
+    )
+    assert not state.cluster_alive()
