@@ -46,8 +46,8 @@ class GatewayConfig:
     large_bar_window: float = 60.0
     # Relative + absolute widening of every window: IB (or the simulator) timestamps on
     # receipt, so jitter between our send and their receipt must not shrink a window.
-    window_margin: float = 0.01
-    window_margin_seconds: float = 0.2
+    window_margin: float = 0.005
+    window_margin_seconds: float = 0.12
     # The message window never shrinks below this many real seconds: the receiver counts on
     # receipt, and a receiver that stalls 100 ms reads 100 ms of our sends at once; a
     # millisecond-scale window (time_scale 0.01) would let such a bunch exceed 50.
