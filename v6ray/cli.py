@@ -244,7 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The simulator owns its flags (faults, limits, ...); hand it the rest as is.
         from v6ray.sim.cli import main as sim_main
 
-        return _guarded(lambda: sim_main(args_list[1:]))
+        try:
+            return _guarded(lambda: sim_main(args_list[1:]))
+        except SystemExit as exc:  # its argparse exits on bad flags (after printing why)
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         args = make_parser().parse_args(args_list)
     except UsageError as exc:

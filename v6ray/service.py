@@ -105,9 +105,11 @@ def up(settings: Settings, options: UpOptions, out: TextIO = sys.stdout) -> int:
         print(f"Ray dashboard: {state.dashboard_url}", file=out)
     print(f"Ray address:   {state.ray_address}", file=out)
     if cluster.is_loopback(state.ray_address):
-        # Ray rewrites 127.0.0.1 to the machine's IP unless told it is a single machine.
+        # Ray rewrites 127.0.0.1 to the machine's IP unless told it is a single machine,
+        # and turns token auth on by itself only without an explicit address.
+        auth = f"RAY_AUTH_MODE={state.auth_mode} " if state.auth_mode else ""
         print(
-            f"from Python:   RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "
+            f"from Python:   RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 {auth}"
             f"RAY_ADDRESS={state.ray_address} python -c 'import v6ray; v6ray.connect()'",
             file=out,
         )

@@ -92,7 +92,8 @@ def service(tmp_path_factory):
         assert "SIMULATED" in done.stdout
         assert "Ray dashboard: http://127.0.0.1:" in done.stdout
         state = state_of(base)
-        yield {"base": base, "state": state, "up_seconds": time.monotonic() - started}
+        yield {"base": base, "state": state, "up_seconds": time.monotonic() - started,
+               "up_output": done.stdout}  # fmt: skip
     finally:
         if (base / "_v6ray" / "service.json").exists():
             state = state or state_of(base)
@@ -177,6 +178,26 @@ def test_show_reads_the_simulated_tables(service):
     done = v6ray_cli("show", "market_bars", "--limit", "3", "--data-dir", str(service["base"]))
     assert done.returncode == 0, done.stderr
     assert "close" in done.stdout and "row(s) in market_bars" in done.stderr
+
+
+def test_python_clients_connect_as_up_tells_them(service):
+    """`up` prints how a notebook connects; that recipe must work as printed."""
+    hint = next(
+        line for line in service["up_output"].splitlines() if line.startswith("from Python:")
+    )
+    words = hint.split()[2:]  # after "from Python:"
+    assignments = words[: words.index("python")]  # the KEY=VALUE prefix of the command
+    assert any(a.startswith("RAY_ADDRESS=") for a in assignments), hint
+    env = {**os.environ, "PYTHONPATH": REPO}
+    for var in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):
+        env.pop(var, None)  # only what the hint says
+    env.update(a.split("=", 1) for a in assignments)
+    code = "import v6ray; print(v6ray.connect().stats()['queue']['depth']['SUCCESS'])"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip().splitlines()[-1]) > 0
 
 
 def test_up_again_says_already_running(service):

@@ -113,6 +113,12 @@ def test_usage_errors_are_one_line_and_exit_2(capsys, argv):
     assert_one_line_error(err)
 
 
+def test_sim_is_handed_to_the_simulator_cli(capsys):
+    code, _, err = run_main(capsys, "sim", "--port", "not-a-port")
+    assert code == EXIT_USAGE
+    assert "--port" in err and "Traceback" not in err
+
+
 def test_help_exits_zero(capsys):
     code, out, _ = run_main(capsys, "--help")
     assert code == 0
