@@ -164,9 +164,10 @@ class Drainer:
             if room <= 0:
                 await self._wait_change(idle)
                 continue
+            # Pacing off (a simulator with its limits off): admit anything, like IB would.
             admission = self.pacer.admission(
                 self.reserved, len(self.in_flight), horizon=2 * self.config.idle_max
-            )
+            ) if self.config.pacing else None
             try:
                 claimed = await self.queue.claim.remote(room, self.worker_id, admission)
             except Exception as exc:  # the queue restarting: try again shortly
