@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from v6ray import cluster, constants
 from v6ray.cli_state import STATE_SUBDIR, ServiceState, results_dir
 from v6ray.config import Settings
-from v6ray.errors import NotRunning
+from v6ray.errors import NotRunning, V6RayError
 
 __all__ = ["ServiceState", "UpOptions", "connect_service", "down", "results_dir", "up"]
 
@@ -71,7 +71,15 @@ def up(settings: Settings, options: UpOptions, out: TextIO = sys.stdout) -> int:
     base = settings.data_path
     os.makedirs(base, exist_ok=True)
     previous = ServiceState.load(base)
-    if previous is not None and not settings.ray_address and previous.cluster_alive():
+    alive = previous is not None and previous.cluster_alive()
+    if alive and settings.ray_address and settings.ray_address != previous.ray_address:
+        # One data dir, one service: a second one would share the journal and lose track
+        # of the first one's cluster.
+        raise V6RayError(
+            f"a v6ray service on Ray {previous.ray_address} already uses {base}; "
+            "stop it with `v6ray down` or pick another --data-dir"
+        )
+    if alive:
         cluster.connect(
             previous.ray_address, namespace=constants.NAMESPACE, auth_mode=previous.auth_mode
         )
@@ -85,9 +93,10 @@ def up(settings: Settings, options: UpOptions, out: TextIO = sys.stdout) -> int:
             return 0
         state = previous  # the cluster outlived its actors: deploy onto it again
     else:
-        if previous is not None and not settings.ray_address:
+        if previous is not None:
             print("cleaning up a service that is no longer running", file=out)
             _stop_recorded_cluster(previous, out)
+            previous.remove()
         state = _start_or_join(settings, options, out)
 
     state.simulate, state.results_dir = options.simulate, results_dir(settings, options.simulate)

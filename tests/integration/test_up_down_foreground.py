@@ -37,6 +37,16 @@ def test_foreground_up_stops_gracefully_on_sigterm(tmp_path):
     for var in ("V6RAY_DATA_DIR", "V6RAY_RAY_ADDRESS", "RAY_ADDRESS"):
         env.pop(var, None)
     state_file = tmp_path / "_v6ray" / "service.json"
+    # A state file left by a crashed `up` (its head long gone) must not block a new one.
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    state_file.parent.mkdir()
+    state_file.write_text(json.dumps({
+        "base_data_dir": str(tmp_path), "results_dir": str(tmp_path / "simulated"),
+        "ray_address": "127.0.0.1:1", "owns_cluster": True, "simulate": True,
+        "time_scale": 0.05, "ib_host": "127.0.0.1", "ib_port": 1, "client_id": 17,
+        "head_pid": gone.pid, "head_temp_dir": "/tmp/v6ray-crashed-long-ago",
+    }))  # fmt: skip
     log = tmp_path / "up.log"
     with open(log, "w") as out:
         up = subprocess.Popen(
@@ -51,6 +61,7 @@ def test_foreground_up_stops_gracefully_on_sigterm(tmp_path):
             assert up.poll() is None, log.read_text()
             time.sleep(1)
         text = log.read_text()
+        assert "cleaning up a service that is no longer running" in text, text
         assert "running in the foreground" in text, text
         assert "queue " in text and "in flight" in text, text  # the live status line
         state = json.loads(state_file.read_text())
