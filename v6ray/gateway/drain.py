@@ -179,6 +179,11 @@ class Drainer:
                 idle = min(idle * 2, self.config.idle_max)
                 continue
             idle = self.config.idle_min
+            if not self.connection.ready or not self._claiming:
+                # IB went away (1100, drop) or a stop began while the claim was in flight.
+                await self.queue.release.remote([r.request_id for r in claimed], self.worker_id)
+                self.counters["released"] += len(claimed)
+                continue
             for request in claimed:
                 self._start(request)
 
@@ -218,6 +223,8 @@ class Drainer:
         request = entry.request
         rid = request.request_id
         try:
+            if not self.connection.ready:
+                raise GatewayUnavailable("paused before the request started")
             handler = get_handler(request.request_type.value)
             ctx = HandlerContext(
                 ib=self.connection.ib, gate=self.gate, config=self.config, request=request,
