@@ -63,7 +63,8 @@ def main() -> None:
     achieved_rate = (n - per_window) / steady if steady else float("inf")
     allowed_rate = per_window / window
     ok = sum(f.status.value == "SUCCESS" for f in finals)
-    print(f"requests                 {n} small-bar (5 secs) historical, time_scale {args.time_scale}")
+    print(f"requests                 {n} small-bar (5 secs) historical requests")
+    print(f"time scale               {args.time_scale}")
     print(f"IB window (scaled)       {per_window} per {window:.2f} s")
     print(f"first→last send          {span:.2f} s (ideal {ideal:.2f} s)")
     print(f"sustained rate           {achieved_rate:.3f}/s vs allowed {allowed_rate:.3f}/s")
