@@ -49,9 +49,10 @@ def main() -> None:
             now = time.monotonic()
             for n in range(len(sent_at) + 1, sent + 1):
                 sent_at[n] = now
-            time.sleep(0.01)
+            time.sleep(0.05)  # gently: the simulator shares this process
         finals = h.wait_all(ids, timeout=300)
         sim = h.sim.stats()
+        last_error = h.gateway_stats()["last_error"]
     n = args.requests
     span = sent_at[n] - sent_at[1]
     # A perfect pacer sends request k at floor((k-1)/60) windows after the first.
@@ -72,6 +73,8 @@ def main() -> None:
     print(f"efficiency (incl. ramp)  {ideal / span:.3f}")
     print(f"succeeded                {ok}/{n}")
     print(f"simulator violations     {sim['violations'] or 'none'}")
+    if sim["violations"]:
+        print(f"last IB error            {last_error}")
     print(f"historical open peak     {sim['historical_open']['peak']}")
 
 

@@ -64,7 +64,9 @@ class GatewayHarness:
         ray.get(self.queue.ping.remote(), timeout=60)
         self.gateway_config = GatewayConfig(
             port=self.sim.port, time_scale=self.time_scale,
-            **{"lease_renew_seconds": 2.0, "request_timeout": 10.0,
+            # 0.2 s of window margin: at time_scale 0.01 a 6-s window on a loaded 2-core CI
+            # box sees receipt jitter above the 0.12 s default (which is sized for 1.0).
+            **{"window_margin_seconds": 0.2, "lease_renew_seconds": 2.0, "request_timeout": 10.0,
                "historical_timeout": 20.0, "reconnect_cap": 1.0,
                "breaker_open_seconds": 1.0, **self._gateway_overrides},
         )
