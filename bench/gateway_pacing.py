@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import ray
 
 from v6ray import ib_limits
+from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.testing import GatewayHarness
 
 STOCKS = ["SPY", "QQQ", "IWM", "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA"]
@@ -39,7 +40,9 @@ def main() -> None:
              log_to_driver=False, configure_logging=False)
     window = ib_limits.HIST_SMALL_BAR_WINDOW_SECONDS * args.time_scale
     per_window = ib_limits.HIST_SMALL_BAR_REQUESTS_PER_WINDOW
-    with GatewayHarness(tempfile.mkdtemp(), "bench-pacing", time_scale=args.time_scale) as h:
+    margin = GatewayConfig().window_margin_seconds  # the production default, not the tests'
+    with GatewayHarness(tempfile.mkdtemp(), "bench-pacing", time_scale=args.time_scale,
+                        gateway_overrides={"window_margin_seconds": margin}) as h:
         h.wait_all([h.submit("position_update", "*")], timeout=60)  # connected and warm
         ids = h.submit_many(items(args.requests))
         sent_at: dict[int, float] = {}
