@@ -89,10 +89,11 @@ def test_simulated_scheduler_submits_skips_duplicates_resumes_and_fills_tables(
         queue_stats = ray.get(h.queue.stats.remote(), timeout=30)
         assert queue_stats["submitted_total"] == requests.height  # nothing coalesced: skipped
         before = job_stats(scheduler)
+        old_pid = ray.get(scheduler.stats.remote(), timeout=30)["pid"]
 
         # An actor restart resumes the loop with its state (start is remembered on disk).
         ray.kill(scheduler, no_restart=False)
-        poll(lambda: _alive_and_running(scheduler), 60)
+        poll(lambda: _restarted_and_running(scheduler, old_pid), 60)
         after = job_stats(scheduler)
         assert after["chains"]["runs"] >= before["chains"]["runs"]
         assert after["chains"]["last_request_ids"] == before["chains"]["last_request_ids"] or (
@@ -111,8 +112,10 @@ def test_simulated_scheduler_submits_skips_duplicates_resumes_and_fills_tables(
         assert not stopped["running"]
 
 
-def _alive_and_running(scheduler) -> bool:
+def _restarted_and_running(scheduler, old_pid: int) -> bool:
+    """True once a new actor process (not the one being killed) runs the loop."""
     try:
-        return ray.get(scheduler.stats.remote(), timeout=5)["running"]
+        stats = ray.get(scheduler.stats.remote(), timeout=5)
     except ray.exceptions.RayError:  # restarting: unavailable, or a timeout
         return False
+    return stats["pid"] != old_pid and stats["running"]

@@ -147,6 +147,7 @@ class UnifiedScheduler:
             jobs.append(entry)
         return {
             "running": self._loop_task is not None and not self._loop_task.done(),
+            "pid": os.getpid(),  # changes when Ray restarts the actor
             "simulate": self.simulate,
             "started_at": _iso(self.started_at),
             "now": _iso(now),
