@@ -6,6 +6,7 @@ Errors raised inside the queue actor reach callers as the original v6ray excepti
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
+from v6ray import cluster
+from v6ray.cli_state import ServiceState
+from v6ray.config import Settings
 from v6ray.constants import GATEWAY_ACTOR, NAMESPACE, QUEUE_ACTOR
 from v6ray.errors import NotRunning, RequestTimeout
 from v6ray.model import IBRequest, Priority
@@ -24,18 +28,35 @@ RESTART_GRACE_SECONDS = 60.0
 GATEWAY_STATS_TIMEOUT = 5.0
 
 
-def connect(address: str = "auto", *, namespace: str = NAMESPACE) -> Client:
-    """Attach to the running v6ray service; ``NotRunning`` if there is no cluster or queue."""
+def connect(
+    address: str = "auto", *, namespace: str = NAMESPACE, data_dir: str | None = None
+) -> Client:
+    """Attach to the running v6ray service; ``NotRunning`` if there is no cluster or queue.
+
+    With ``address="auto"`` (and no ``RAY_ADDRESS``), the cluster `v6ray up` recorded in the
+    data dir (``data_dir``, else ``V6RAY_DATA_DIR``, else ./v6ray-data) is joined, with the
+    loopback and auth settings it was started with; otherwise Ray's own "auto" applies.
+    """
     if not ray.is_initialized():
-        try:
-            ray.init(address=address, namespace=namespace, log_to_driver=False)
-        except ConnectionError as exc:
-            raise NotRunning(f"no Ray cluster at {address!r} ({exc})") from None
+        if address == "auto" and not os.environ.get("RAY_ADDRESS"):
+            state = _recorded_service(data_dir)
+            if state is not None:
+                cluster.connect(state.ray_address, namespace=namespace, auth_mode=state.auth_mode)
+        if not ray.is_initialized():
+            try:
+                ray.init(address=address, namespace=namespace, log_to_driver=False)
+            except ConnectionError as exc:
+                raise NotRunning(f"no Ray cluster at {address!r} ({exc})") from None
     try:
         handle = ray.get_actor(QUEUE_ACTOR, namespace=namespace)
     except ValueError:
         raise NotRunning(f"no {QUEUE_ACTOR} actor in Ray namespace {namespace!r}") from None
     return Client(handle, namespace=namespace)
+
+
+def _recorded_service(data_dir: str | None) -> ServiceState | None:
+    state = ServiceState.load(Settings.from_env(data_dir=data_dir).data_path)
+    return state if state is not None and state.cluster_alive() else None
 
 
 def _unwrap(exc: RayTaskError) -> BaseException:

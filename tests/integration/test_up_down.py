@@ -200,6 +200,23 @@ def test_python_clients_connect_as_up_tells_them(service):
     assert int(done.stdout.strip().splitlines()[-1]) > 0
 
 
+def test_plain_connect_finds_the_service_through_the_data_dir(service):
+    """A notebook started in the data dir's parent (or with V6RAY_DATA_DIR) needs no recipe."""
+    env = {**os.environ, "PYTHONPATH": REPO, "V6RAY_DATA_DIR": str(service["base"])}
+    for var in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"):
+        env.pop(var, None)
+    code = (
+        "import v6ray; c = v6ray.connect(); "
+        "rid = c.submit('position_update', '*', priority=1); "
+        "print(c.wait(rid, timeout=90).status)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=150
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "SUCCESS"
+
+
 def test_up_again_says_already_running(service):
     done = v6ray_cli("up", "--simulate", "--detach", "--data-dir", str(service["base"]), check=True)
     assert "already running" in done.stdout
