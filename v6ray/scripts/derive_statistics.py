@@ -19,13 +19,7 @@ from typing import Any
 from v6ray import constants
 from v6ray.errors import InvalidRequest
 from v6ray.model import Priority
-from v6ray.scripts.progress import (
-    DEFAULT_TIMEOUT,
-    Progress,
-    Summary,
-    run_main,
-    wait_for_requests,
-)
+from v6ray.scripts.progress import DEFAULT_TIMEOUT, Summary, run_main, submit_and_wait
 from v6ray.stats.derive import (
     MIN_HISTORY_TRADING_DAYS,
     derive_task,
@@ -73,19 +67,14 @@ def derive_statistics(
     )
     if items:
         summary.requests = len(items)
-        ids = client.submit_many(items)
-        bar = Progress(len(set(ids)), "derive-stats: daily bars", enabled=progress)
-        bar.draw()
-        try:
-            wait_for_requests(
-                client,
-                [(rid, item["symbol"]) for rid, item in zip(ids, items, strict=True)],
-                summary,
-                timeout=timeout,
-                progress=bar,
-            )
-        finally:
-            bar.close()
+        submit_and_wait(
+            client,
+            items,
+            summary,
+            label="derive-stats: daily bars",
+            timeout=timeout,
+            progress=progress,
+        )
         bar_rows, summary.rows = summary.rows, 0
         summary.notes.append(f"fetched {bar_rows:,} daily bars for {len(items)} symbol(s)")
     result = _run_derive_task(data_dir, wanted, timeout=max(timeout, 60.0))

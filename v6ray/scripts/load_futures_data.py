@@ -16,13 +16,7 @@ from typing import Any
 
 from v6ray.errors import InvalidRequest
 from v6ray.model import Priority
-from v6ray.scripts.progress import (
-    DEFAULT_TIMEOUT,
-    Progress,
-    Summary,
-    run_main,
-    wait_for_requests,
-)
+from v6ray.scripts.progress import DEFAULT_TIMEOUT, Summary, run_main, submit_and_wait
 
 DEFAULT_ROOTS = ("ES", "NQ", "RTY")
 DEFAULT_BAR_DURATION = "1 Y"
@@ -103,19 +97,9 @@ def load_futures(
         priority=priority,
     )
     summary = Summary("load-futures", requests=len(items))
-    ids = client.submit_many(items)
-    bar = Progress(len(set(ids)), "load-futures", enabled=progress)
-    bar.draw()
-    try:
-        wait_for_requests(
-            client,
-            [(rid, item["symbol"]) for rid, item in zip(ids, items, strict=True)],
-            summary,
-            timeout=timeout,
-            progress=bar,
-        )
-    finally:
-        bar.close()
+    submit_and_wait(
+        client, items, summary, label="load-futures", timeout=timeout, progress=progress
+    )
     summary.elapsed = time.monotonic() - started
     months = ", ".join(quarterly_months(today or datetime.now(UTC).date()))
     summary.notes.append(f"contract months {months}; daily bars {bar_duration}")

@@ -19,13 +19,7 @@ from typing import Any
 from v6ray.errors import InvalidRequest
 from v6ray.model import Priority
 from v6ray.scripts.chunking import chunk_range
-from v6ray.scripts.progress import (
-    DEFAULT_TIMEOUT,
-    Progress,
-    Summary,
-    run_main,
-    wait_for_requests,
-)
+from v6ray.scripts.progress import DEFAULT_TIMEOUT, Summary, run_main, submit_and_wait
 
 DEFAULT_SYMBOLS = ("SPY", "QQQ", "IWM")
 DEFAULT_DURATION = "1 Y"
@@ -95,19 +89,8 @@ def load_history(
         priority=priority,
     )
     summary = Summary("load-history", requests=len(items))
-    ids = client.submit_many(items)
-    bar = Progress(len(set(ids)), f"load-history {bar_size}", enabled=progress)
-    bar.draw()
-    try:
-        wait_for_requests(
-            client,
-            [(rid, item["symbol"]) for rid, item in zip(ids, items, strict=True)],
-            summary,
-            timeout=timeout,
-            progress=bar,
-        )
-    finally:
-        bar.close()
+    label = f"load-history {bar_size}"
+    submit_and_wait(client, items, summary, label=label, timeout=timeout, progress=progress)
     summary.elapsed = time.monotonic() - started
     chunks = len(items) // max(len(set(s.strip().upper() for s in symbols)), 1)
     summary.notes.append(f"{duration} of {bar_size} bars in {chunks} chunk(s) per symbol")

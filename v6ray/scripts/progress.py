@@ -140,6 +140,31 @@ def wait_for_requests(
     return finals
 
 
+def submit_and_wait(
+    client: Any,
+    items: Sequence[dict[str, Any]],
+    summary: Summary,
+    *,
+    label: str,
+    timeout: float,
+    progress: bool | None,
+) -> dict[str, IBRequest]:
+    """Submit ``items`` in one durable batch, then wait for them behind a progress bar."""
+    ids = client.submit_many(items)
+    bar = Progress(len(set(ids)), label, enabled=progress)
+    bar.draw()
+    try:
+        return wait_for_requests(
+            client,
+            [(rid, item["symbol"]) for rid, item in zip(ids, items, strict=True)],
+            summary,
+            timeout=timeout,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+
+
 def _timeout_reason(client: Any, request_id: str, timeout: float) -> str:
     try:
         request = client.get(request_id)
