@@ -5,8 +5,8 @@ from __future__ import annotations
 import inspect
 import pickle
 
-import cloudpickle
 import pytest
+from ray import cloudpickle  # the pickler Ray ships exceptions with
 
 from v6ray import errors
 
