@@ -78,6 +78,17 @@ def cmd_down(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- status / submit
 
 
+def _simulator_stats() -> dict[str, Any]:
+    """The simulator's own counters: what IB would have seen (violations must stay none)."""
+    import ray
+
+    try:
+        actor = ray.get_actor(constants.SIMULATOR_ACTOR, namespace=constants.NAMESPACE)
+        return ray.get(actor.stats.remote(), timeout=5)
+    except Exception as exc:  # status must render whatever state the simulator is in
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from v6ray import service, status
 
@@ -85,6 +96,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     client = _client(settings)
     stats = client.stats()
     state = service.ServiceState.load(settings.data_path)
+    if state is not None and state.simulate:
+        stats["simulator"] = _simulator_stats()
     info = asdict(state) if state else {"ray_address": settings.ray_address}
     info = {
         k: info.get(k)

@@ -85,12 +85,33 @@ def to_text(stats: Mapping[str, Any], service: Mapping[str, Any] | None = None) 
         out.append(f"  last error  {_short(gateway['last_error'])}")
     if gateway.get("error"):
         out.append(f"  stats error {_short(gateway['error'])}")
+    simulator = stats.get("simulator")
+    if isinstance(simulator, Mapping):
+        out.extend(_simulator_lines(simulator))
     failures = list(queue.get("recent_failures") or [])
     out.append("")
     out.append(f"recent failures ({len(failures)})" if failures else "recent failures: none")
     for failure in failures[-MAX_FAILURES_SHOWN:]:
         out.append("  " + _failure(failure))
     return "\n".join(out).lstrip("\n")
+
+
+def _simulator_lines(simulator: Mapping[str, Any]) -> list[str]:
+    """What the simulated IB Gateway counted: the proof that no IB limit was broken."""
+    title = ["", "simulator (SIMULATED IB Gateway)"]
+    if simulator.get("error"):
+        return [*title, f"  stats error {_short(simulator['error'])}"]
+    connections = simulator.get("connections") or {}
+    lines = simulator.get("market_data_lines") or {}
+    violations = simulator.get("violations") or {}
+    return [
+        *title,
+        f"  connections {_get(connections, 'active')} active · {_get(connections, 'total')} total"
+        f" · messages {_get(simulator.get('messages') or {}, 'total')}",
+        f"  lines       {_get(lines, 'in_use')} in use · peak {_get(lines, 'peak')}"
+        f" of {_get(lines, 'capacity')}",
+        "  violations  " + (_flat(violations) if violations else "none"),
+    ]
 
 
 def _counts(counts: Mapping[str, Any]) -> str:

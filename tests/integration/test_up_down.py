@@ -139,8 +139,13 @@ def test_status_json_shows_the_work(service):
         assert by_type[request_type]["SUCCESS"] > 0, request_type
     assert payload["gateway"]["state"] == "connected"
     assert payload["service"]["simulate"] is True
+    # The simulator enforces IB's limits: the whole first round broke none of them.
+    simulator = payload["simulator"]
+    assert simulator["violations"] == {}, simulator
+    assert simulator["connections"]["total"] == 1  # one connection for the whole system
     text = v6ray_cli("status", "--data-dir", str(service["base"]), check=True).stdout
     assert "SIMULATED" in text and "connected" in text
+    assert "violations  none" in text
 
 
 def test_submit_wait_succeeds_and_a_failed_request_exits_non_zero(service):

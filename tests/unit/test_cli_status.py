@@ -155,3 +155,25 @@ def test_a_recycled_head_pid_is_never_signalled():
         head_temp_dir="/tmp/v6ray-not-a-real-dir",
     )
     assert not state.cluster_alive()
+
+
+def test_text_status_shows_the_simulators_counters():
+    stats = {
+        "queue": {},
+        "gateway": {},
+        "simulator": {
+            "connections": {"active": 1, "total": 2},
+            "messages": {"total": 153},
+            "market_data_lines": {"in_use": 3, "peak": 46, "capacity": 100},
+            "violations": {"101": 2},
+        },
+    }
+    text = status.to_text(stats, {"simulate": True})
+    assert "simulator (SIMULATED IB Gateway)" in text
+    assert "connections 1 active · 2 total · messages 153" in text
+    assert "peak 46 of 100" in text
+    assert "violations  101=2" in text
+    quiet = status.to_text({**stats, "simulator": {**stats["simulator"], "violations": {}}})
+    assert "violations  none" in quiet
+    broken = status.to_text({**stats, "simulator": {"error": "ActorDiedError: gone"}})
+    assert "stats error ActorDiedError: gone" in broken
