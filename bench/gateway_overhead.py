@@ -9,6 +9,10 @@ Two workloads, because the queue coalesces identical live requests:
   B. single-bar historical requests (1 day bar, distinct end dates): 1,000 distinct, all
      submitted at once on both sides (capacity-bound).
 
+The simulator runs in its own process (``python -m v6ray.sim``), the same one for both
+sides: in the driver's process it would compete with the driver for the GIL, and with
+v6ray the driver is busier (it submits and waits through Ray) than the bare loop is.
+
     python bench/gateway_overhead.py [--requests 1000]
 """
 
@@ -17,7 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -105,6 +112,22 @@ def bare_ib_async(port: int, batches: list[list[dict]]) -> tuple[float, list[flo
     return asyncio.run(run())
 
 
+def start_simulator() -> tuple[subprocess.Popen, int]:
+    """``python -m v6ray.sim`` (limits off, seed 7) on an ephemeral loopback port."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "v6ray.sim", "--host", "127.0.0.1", "--port", "0",
+         "--seed", "7", "--no-limits"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # "IB simulator listening on 127.0.0.1:PORT (...)"
+    match = re.search(r":(\d+) ", line)
+    if not match:
+        proc.kill()
+        raise RuntimeError(f"simulator did not start: {line!r}")
+    return proc, int(match.group(1))
+
+
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
@@ -138,18 +161,22 @@ def main() -> None:
                   waves(snapshot_items(), n), 2),
                  ("B. single-bar historical, all at once", [bar_items(n)], 1)]
     results = []
-    with GatewayHarness(tempfile.mkdtemp(), "bench-overhead", time_scale=1.0, sim_limits=False,
-                        gateway_overrides={"pacing": False, "max_in_flight": 2000,
-                                           "claim_batch": 250}) as h:
-        h.wait_all([h.submit("position_update", "*")], timeout=60)  # connected and warm
-        for _, batches, _ in workloads:
-            results.append(through_v6ray(h, batches))
-        counters = h.gateway_stats()["counters"]
-    from v6ray.sim import SimConfig, SimulatorThread
-
-    with SimulatorThread(SimConfig(limits=False, seed=7)) as sim:
-        bare = [bare_ib_async(sim.port, batches) for _, batches, _ in workloads]
-    print(f"requests per workload       {n} (simulator limits off; v6ray pacing off)")
+    sim, port = start_simulator()
+    try:
+        with GatewayHarness(tempfile.mkdtemp(), "bench-overhead", time_scale=1.0,
+                            sim_port=port,
+                            gateway_overrides={"pacing": False, "max_in_flight": 2000,
+                                               "claim_batch": 250}) as h:
+            h.wait_all([h.submit("position_update", "*")], timeout=60)  # connected and warm
+            for _, batches, _ in workloads:
+                results.append(through_v6ray(h, batches))
+            counters = h.gateway_stats()["counters"]
+        bare = [bare_ib_async(port, batches) for _, batches, _ in workloads]
+    finally:
+        sim.terminate()
+        sim.wait(timeout=10)
+    print(f"requests per workload       {n} (simulator limits off, own process; "
+          "v6ray pacing off)")
     print(f"v6ray writer commits        {counters['writer_commits']} for "
           f"{counters['rows_written']} rows")
     for (name, _, msgs), v, b in zip(workloads, results, bare, strict=True):

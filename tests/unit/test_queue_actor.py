@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -151,3 +152,70 @@ def test_stats_are_json_serializable(data_dir):
     assert set(stats["journal"]) >= {"commits", "rows", "version", "files"}
     assert stats["journal"]["rows"] == 4
     assert stats["submitted_total"] == 2 and stats["coalesced_total"] == 0
+
+
+def test_outcomes_in_batches_are_durable_when_answered(data_dir):
+    async def scenario():
+        queue = RequestQueue(data_dir, QueueConfig(backoff_base=0.0, backoff_jitter=0.0))
+        ids = await queue.submit_many(
+            [{"request_type": "futures_snapshot", "symbol": s} for s in ("ES", "NQ", "RTY")])
+        await queue.claim(3, "gw")
+        assert await queue.complete_many([(ids[0], {"rows": 1})], "gw") == [True]
+        statuses = await queue.fail_many(
+            [(ids[1], "IB error 200", False), (ids[2], "timeout", True), ("nope", "x", True)],
+            "gw")
+        assert statuses == [Status.FAILED, Status.PENDING, None]
+        latest = {r["request_id"]: r["status"] for r in
+                  read_table("ib_requests", data_dir=data_dir).iter_rows(named=True)}
+        assert latest == {ids[0]: "SUCCESS", ids[1]: "FAILED", ids[2]: "PENDING"}
+
+    run(scenario())
+
+
+def test_wait_many_returns_finals_and_none_for_the_rest(data_dir):
+    async def scenario():
+        queue = RequestQueue(data_dir)
+        done, open_ = await queue.submit_many(
+            [{"request_type": "futures_snapshot", "symbol": s} for s in ("ES", "NQ")])
+        [claimed] = await queue.claim(1, "gw")
+        assert claimed.request_id == done
+        waiting = asyncio.create_task(queue.wait_many([done, open_], 0.3))
+        await asyncio.sleep(0.05)
+        await queue.complete(done, "gw", {"rows": 1})
+        finals = await asyncio.wait_for(waiting, 5)
+        assert finals[0].status is Status.SUCCESS and finals[1] is None
+        with pytest.raises(UnknownRequest):
+            await queue.wait_many([done, "nope"], 0.1)
+
+    run(scenario())
+
+
+def test_claim_wait_waits_for_an_arrival_then_claims_it(data_dir):
+    async def scenario():
+        queue = RequestQueue(data_dir)
+        assert await queue.claim_wait(5, "gw", None, 0.05) == ([], 0)  # empty: waited, none
+        parked = asyncio.create_task(queue.claim_wait(5, "gw", None, 10))
+        await asyncio.sleep(0.05)
+        assert not parked.done()
+        started = time.monotonic()
+        rid = await queue.submit("futures_snapshot", "ES")
+        claimed, rejected = await asyncio.wait_for(parked, 5)
+        assert time.monotonic() - started < 1  # woken by the submit, not by the timeout
+        assert [r.request_id for r in claimed] == [rid] and rejected == 0
+        assert queue.core.get(rid).status is Status.PROCESSING
+
+    run(scenario())
+
+
+def test_claim_wait_answers_at_once_when_accept_rejects_the_backlog(data_dir):
+    async def scenario():
+        queue = RequestQueue(data_dir)
+        await queue.submit_many(
+            [{"request_type": "futures_snapshot", "symbol": s} for s in ("ES", "NQ")])
+        started = time.monotonic()
+        assert await queue.claim_wait(5, "gw", lambda r: False, 10) == ([], 2)
+        assert time.monotonic() - started < 1
+        with pytest.raises(InvalidRequest):
+            await queue.claim_wait(-1, "gw")
+
+    run(scenario())

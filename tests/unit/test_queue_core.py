@@ -439,3 +439,20 @@ def test_cancelling_deep_in_a_backlog_does_not_grow_the_heaps_without_bound(cloc
     submit(core, "KEEP")
     assert core._pending.heap_entries <= 2 * 1 + 1024 + 1
     assert symbols(core.claim(5, "gw")) == ["KEEP"]
+
+
+def test_complete_many_completes_each_holder_and_checks_every_result_first(clock):
+    core = make_core(clock)
+    a, b = submit(core, "ES"), submit(core, "NQ")
+    core.claim(2, "gw")
+    core.drain_changes()
+    with pytest.raises(InvalidRequest) as info:
+        core.complete_many([(a, {"rows": 1}), (b, {"bad": object()})], "gw")
+    assert info.value.field == "outcomes[1].result_data"
+    assert core.get(a).status is Status.PROCESSING and core.drain_changes() == []  # nothing
+    assert core.complete_many([(a, {"rows": 1}), (b, {"rows": 2}), ("nope", {})], "gw") == [
+        True, True, False]
+    assert [r.status for r in core.drain_changes()] == [Status.SUCCESS, Status.SUCCESS]
+    assert core.get(b).result_data == {"rows": 2}
+    assert core.complete_many([(a, {"rows": 1})], "gw") == [True]  # idempotent
+    assert core.complete_many([(a, {"rows": 1})], "other") == [False]

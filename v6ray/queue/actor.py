@@ -9,6 +9,7 @@ On (re)start the actor rebuilds the core from the journal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -48,6 +49,9 @@ class RequestQueue:
         self._waiters: dict[str, asyncio.Event] = {}
         self._waiter_counts: Counter[str] = Counter()
         self._housekeeper: asyncio.Task[None] | None = None
+        # Resolved (and replaced) when a journaled change makes a request PENDING: wakes a
+        # gateway parked in claim_wait instead of letting it poll an empty queue.
+        self._arrival: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ producers
 
@@ -103,6 +107,39 @@ class RequestQueue:
         await self._commit()
         return claimed
 
+    @ray.method(max_task_retries=0)  # as claim: a retry would lease requests nobody receives
+    async def claim_wait(
+        self,
+        n: int,
+        worker_id: str,
+        accept: Callable[[IBRequest], bool] | None = None,
+        wait_seconds: float = 0.5,
+    ) -> tuple[list[IBRequest], int]:
+        """``claim``, but when nothing at all is claimable, wait up to ``wait_seconds`` for a
+        request to arrive (submit, release, expired lease) and claim then.
+
+        Returns (claimed, rejected): ``rejected`` counts the candidates ``accept`` turned
+        down. It waits only if there was no candidate, so a gateway whose pacing budget
+        rejects the backlog gets its answer at once and decides itself when to ask again.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidRequest("n", f"must be a whole number >= 0, got {n!r}")
+        asked = 0
+
+        def counted(request: IBRequest) -> bool:
+            nonlocal asked
+            asked += 1
+            return accept is None or accept(request)
+
+        arrival = self._next_arrival()  # taken before the claim: no wake-up can be missed
+        claimed = self.core.claim(n, worker_id, counted)
+        if not claimed and not asked and n and wait_seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(arrival), wait_seconds)
+            claimed = self.core.claim(n, worker_id, counted)
+        await self._commit()
+        return claimed, asked - len(claimed)
+
     async def renew(self, request_ids: Sequence[str], worker_id: str) -> int:
         renewed = self.core.renew(request_ids, worker_id)
         await self._commit()
@@ -124,6 +161,33 @@ class RequestQueue:
                 raise UnknownRequest(request_id)
             status = stored.status
         return status
+
+    async def complete_many(
+        self, outcomes: Sequence[tuple[str, dict]], worker_id: str
+    ) -> list[bool]:
+        """``complete`` for many (request_id, result_data) pairs: one call, one commit.
+
+        All or nothing: every result_data is checked before any request changes.
+        """
+        results = self.core.complete_many(outcomes, worker_id)
+        await self._commit()
+        return results
+
+    async def fail_many(
+        self, failures: Sequence[tuple[str, str, bool]], worker_id: str
+    ) -> list[Status | None]:
+        """``fail`` for many (request_id, error_message, retryable) triples: one call, one
+        commit. A request unknown to the queue gets None (``fail`` raises for it)."""
+        statuses = [self.core.fail(rid, worker_id, message, retryable)
+                    for rid, message, retryable in failures]
+        await self._commit()
+        out: list[Status | None] = []
+        for (rid, _, _), status in zip(failures, statuses, strict=True):
+            if status is None:  # final and evicted from memory, or unknown
+                stored = await self.get(rid)
+                status = stored.status if stored is not None else None
+            out.append(status)
+        return out
 
     async def release(self, request_ids: Sequence[str], worker_id: str) -> int:
         released = self.core.release(request_ids, worker_id)
@@ -161,6 +225,19 @@ class RequestQueue:
         assert request is not None
         return request
 
+    async def wait_many(self, request_ids: Sequence[str], timeout: float) -> list[IBRequest | None]:
+        """``wait`` for many requests in one call: each one's final state, or None for those
+        still not final after ``timeout`` s (no exception for them). Unknown ids raise
+        ``UnknownRequest``."""
+
+        async def final_or_none(request_id: str) -> IBRequest | None:
+            try:
+                return await self.wait(request_id, timeout)
+            except RequestTimeout:
+                return None
+
+        return list(await asyncio.gather(*(final_or_none(r) for r in request_ids)))
+
     async def stats(self) -> dict[str, Any]:
         self._start_housekeeping()
         self.core.tick()
@@ -182,10 +259,18 @@ class RequestQueue:
 
     def _journal(self, changes: list[IBRequest]) -> asyncio.Future[None]:
         durable = self.committer.append(changes)
+        if self._arrival is not None and any(r.status is Status.PENDING for r in changes):
+            self._arrival.set_result(None)
+            self._arrival = None
         finals = [r.request_id for r in changes if r.is_final and r.request_id in self._waiters]
         if finals:
             durable.add_done_callback(lambda f: f.exception() or self._wake_waiters(finals))
         return durable
+
+    def _next_arrival(self) -> asyncio.Future[None]:
+        if self._arrival is None:
+            self._arrival = asyncio.get_running_loop().create_future()
+        return self._arrival
 
     def _wake_waiters(self, request_ids: list[str]) -> None:
         for request_id in request_ids:

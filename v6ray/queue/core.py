@@ -40,6 +40,13 @@ def to_datetime(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+def _check_result(result_data: Any, field: str) -> None:
+    try:
+        json.dumps(result_data)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(field, f"is not JSON-serializable ({exc})") from None
+
+
 class QueueCore:
     """In-memory state of every live request and the newest final ones."""
 
@@ -189,12 +196,25 @@ class QueueCore:
 
     def complete(self, request_id: str, worker_id: str, result_data: dict[str, Any]) -> bool:
         """SUCCESS if ``worker_id`` holds the lease; repeating a completion is True again."""
-        try:
-            json.dumps(result_data)
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequest("result_data", f"is not JSON-serializable ({exc})") from None
+        _check_result(result_data, "result_data")
         now = self._clock()
         self.tick(now)
+        return self._complete_checked(request_id, worker_id, result_data, now)
+
+    def complete_many(
+        self, outcomes: Iterable[tuple[str, dict[str, Any]]], worker_id: str
+    ) -> list[bool]:
+        """``complete`` for each (request_id, result_data); all checked before any changes."""
+        outcomes = list(outcomes)
+        for index, (_, result_data) in enumerate(outcomes):
+            _check_result(result_data, f"outcomes[{index}].result_data")
+        now = self._clock()
+        self.tick(now)
+        return [self._complete_checked(rid, worker_id, data, now) for rid, data in outcomes]
+
+    def _complete_checked(
+        self, request_id: str, worker_id: str, result_data: dict[str, Any], now: float
+    ) -> bool:
         request = self._live.get(request_id)
         if request is None:
             done = self._final.get(request_id)
