@@ -64,6 +64,7 @@ class Connection:
         self._attempt = 0
         self._client_id_conflicts = 0
         self._saw_326 = False
+        self._refused = asyncio.Event()  # 326 during this connect: IB closed the session
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
         self._stopping = False
@@ -115,7 +116,9 @@ class Connection:
             self._update_ready()
         elif code == ib_limits.ERR_CLIENT_ID_IN_USE:
             self._saw_326 = True
-            self.last_error = f"IB error {code}: {message}"
+            self._refused.set()
+            if not self._gave_up_on_client_id:  # the plain give-up message stays up
+                self.last_error = f"IB error {code}: {message}"
         elif req_id == -1:
             self.last_error = f"IB error {code}: {message}"
 
@@ -158,14 +161,12 @@ class Connection:
         cfg = self.config
         self.state = CONNECTING
         self._saw_326 = False
+        self._refused.clear()
         self._attempt += 1
         started = time.monotonic()
         try:
             self._on_connect_messages(CONNECT_MESSAGES)
-            await self.ib.connectAsync(
-                cfg.host, cfg.port, clientId=cfg.client_id, timeout=cfg.connect_timeout,
-                readonly=True, fetchFields=StartupFetchNONE,
-            )
+            await self._connect_or_refused()
             if not self.ib.isConnected():
                 raise ConnectionError("connection closed during the handshake")
         except Exception as exc:  # any failure to connect is one breaker failure
@@ -173,7 +174,7 @@ class Connection:
             self.breaker.record_failure()
             if self._saw_326:
                 self._client_id_conflicts += 1
-                if self._client_id_conflicts >= cfg.client_id_max_retries:
+                if self._gave_up_on_client_id:
                     self.last_error = (
                         f"IB error 326: client id {cfg.client_id} is in use by another "
                         f"session; still retrying every {cfg.client_id_retry_seconds:g} s "
@@ -196,6 +197,31 @@ class Connection:
         self._update_ready()
         log.info("connected to IB at %s:%s as client %s", cfg.host, cfg.port, cfg.client_id)
         return True
+
+    async def _connect_or_refused(self) -> None:
+        """``connectAsync``, but a 326 ends the try at once: IB closes the session, yet
+        ib_async would wait the whole ``connect_timeout`` for an API start that never comes,
+        stretching every 326 retry from ``client_id_retry_seconds`` to that timeout."""
+        cfg = self.config
+        connect = asyncio.ensure_future(self.ib.connectAsync(
+            cfg.host, cfg.port, clientId=cfg.client_id, timeout=cfg.connect_timeout,
+            readonly=True, fetchFields=StartupFetchNONE,
+        ))
+        refused = asyncio.ensure_future(self._refused.wait())
+        try:
+            await asyncio.wait({connect, refused}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            refused.cancel()
+            if not connect.done():
+                connect.cancel()
+                await asyncio.wait({connect})  # ib_async disconnects on its way out
+        if connect.cancelled():
+            raise ConnectionError(f"IB error 326: client id {cfg.client_id} is in use")
+        connect.result()
+
+    @property
+    def _gave_up_on_client_id(self) -> bool:
+        return self._client_id_conflicts >= self.config.client_id_max_retries
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()
