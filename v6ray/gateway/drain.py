@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
 import ray
 
 from v6ray.errors import GatewayUnavailable, IBRequestError
@@ -33,87 +32,10 @@ from v6ray.gateway.handlers import HandlerContext, get_handler
 from v6ray.gateway.outcomes import OutcomeReporter
 from v6ray.gateway.pacing import Pacer
 from v6ray.gateway.permits import PermitGate
+from v6ray.gateway.write_batch import WriteBatcher
 from v6ray.model import IBRequest
-from v6ray.storage.writer import write_rows
 
 log = logging.getLogger(__name__)
-
-
-class WriteBatcher:
-    """Per-table buffers, flushed at ``write_batch_rows`` rows or ``write_batch_seconds``.
-
-    One commit per table at a time from this gateway: while it runs, results accumulate
-    and go out together next (bigger commits under load, no self-inflicted merge
-    conflicts); different tables are written in parallel by separate writer tasks.
-    """
-
-    def __init__(self, data_dir: str, config: GatewayConfig) -> None:
-        self.data_dir = data_dir
-        self.config = config
-        self._buffers: dict[str, list[tuple[pa.Table, asyncio.Future[dict]]]] = {}
-        self._buffered_rows: dict[str, int] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._committing: dict[str, asyncio.Task] = {}
-        self.commits = 0
-        self.rows_written = 0
-
-    async def write(self, table: str, rows: pa.Table) -> dict[str, Any]:
-        """Rows of one request; returns its result_data once they are committed."""
-        if rows.num_rows == 0:
-            return {"table": table, "rows": 0, "delta_version": None}
-        future: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
-        self._buffers.setdefault(table, []).append((rows, future))
-        self._buffered_rows[table] = self._buffered_rows.get(table, 0) + rows.num_rows
-        if self._buffered_rows[table] >= self.config.write_batch_rows:
-            self._flush(table)
-        elif table not in self._timers:
-            loop = asyncio.get_running_loop()
-            self._timers[table] = loop.call_later(
-                self.config.write_batch_seconds, self._flush, table
-            )
-        return await future
-
-    def _flush(self, table: str) -> None:
-        timer = self._timers.pop(table, None)
-        if timer is not None:
-            timer.cancel()
-        if table in self._committing:
-            return  # picked up when the running commit ends
-        batch = self._buffers.pop(table, [])
-        self._buffered_rows.pop(table, None)
-        if batch:
-            task = asyncio.get_running_loop().create_task(self._commit(table, batch))
-            self._committing[table] = task
-
-    async def _commit(self, table: str, batch: list[tuple[pa.Table, asyncio.Future]]) -> None:
-        # One chunk per column: Ray serializes an Arrow table chunk by chunk, and a batch
-        # of 1,000 one-row tables cost ~0.2 ms per chunk to ship (profiled).
-        rows = pa.concat_tables([r for r, _ in batch]).combine_chunks()
-        try:
-            result = await write_rows.remote(self.data_dir, table, rows)
-        except Exception as exc:  # StorageError or a lost writer: every request retries
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-        else:
-            self.commits += 1
-            self.rows_written += rows.num_rows
-            for piece, future in batch:
-                if not future.done():
-                    future.set_result({**result, "rows": piece.num_rows})
-        finally:
-            self._committing.pop(table, None)
-            if self._buffers.get(table):
-                self._flush(table)
-
-    async def flush_all(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while (self._buffers or self._committing) and time.monotonic() < deadline:
-            for table in list(self._buffers):
-                self._flush(table)
-            running = list(self._committing.values())
-            if running:
-                await asyncio.wait(running, timeout=max(0.01, deadline - time.monotonic()))
 
 
 @dataclass

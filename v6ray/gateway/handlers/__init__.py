@@ -1,7 +1,7 @@
 """Handler registry: every module in this package that defines ``HANDLER`` is one request type.
 
 Adding a request type = one module here (``HANDLER`` with ``request_type``, ``table`` and
-``async run(ctx) -> pyarrow.Table``) plus its table schema in ``v6ray.storage.schemas``;
+``async run(ctx) -> list[dict]``, its rows) plus its table schema in ``v6ray.storage.schemas``;
 neither the queue nor the gateway's loop changes.
 """
 
@@ -11,9 +11,9 @@ import importlib
 import pkgutil
 from functools import cache
 
-from v6ray.gateway.handlers.base import Handler, HandlerContext
+from v6ray.gateway.handlers.base import Handler, HandlerContext, Rows
 
-__all__ = ["Handler", "HandlerContext", "get_handler", "handlers"]
+__all__ = ["Handler", "HandlerContext", "Rows", "get_handler", "handlers"]
 
 
 @cache

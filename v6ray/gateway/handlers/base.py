@@ -13,9 +13,8 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-import pyarrow as pa
 from ib_async import IB, BarData, BarDataList, Contract, ContractDetails, Ticker, util
 from ib_async.wrapper import RequestError
 
@@ -28,6 +27,9 @@ from v6ray.gateway.permits import PermitGate
 from v6ray.model import IBRequest
 
 T = TypeVar("T")
+# Rows of one request, one dict per row (``parsing``'s row builders). The gateway turns a
+# whole write batch into Arrow at once: one table per request cost ~130 µs each (profiled).
+Rows = list[dict[str, Any]]
 
 
 class Handler(Protocol):
@@ -36,7 +38,7 @@ class Handler(Protocol):
     request_type: str
     table: str
 
-    async def run(self, ctx: HandlerContext) -> pa.Table: ...
+    async def run(self, ctx: HandlerContext) -> Rows: ...
 
 
 @dataclass

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
 from ib_async import Future
 
 from v6ray import constants
 from v6ray.errors import IBRequestError
 from v6ray.gateway import parsing, planning
 from v6ray.gateway.handlers import contracts
-from v6ray.gateway.handlers.base import HandlerContext
+from v6ray.gateway.handlers.base import HandlerContext, Rows
 
 
 class FuturesSnapshotHandler:
     request_type = "futures_snapshot"
     table = constants.FUTURES_SNAPSHOTS_TABLE
 
-    async def run(self, ctx: HandlerContext) -> pa.Table:
+    async def run(self, ctx: HandlerContext) -> Rows:
         req = ctx.request
         p = req.parameters
         exchange = p.get("exchange") or contracts.FUTURE_EXCHANGES.get(req.symbol, "CME")
@@ -36,7 +35,7 @@ class FuturesSnapshotHandler:
         ticker = await ctx.snapshot(contract, f"{req.symbol} snapshot")
         row = parsing.futures_row(req.request_id, req.symbol, ticker, ctx.now())
         ctx.forget_ticker(contract)
-        return parsing.to_table(self.table, [row])
+        return [row]
 
 
 HANDLER = FuturesSnapshotHandler()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
-
 from v6ray import constants
 from v6ray.gateway import parsing, planning
 from v6ray.gateway.handlers import contracts
-from v6ray.gateway.handlers.base import HandlerContext
+from v6ray.gateway.handlers.base import HandlerContext, Rows
 from v6ray.gateway.pacing import HistoricalCall
 
 
@@ -15,7 +13,7 @@ class MarketBarsHandler:
     request_type = "market_bars"
     table = constants.MARKET_BARS_TABLE
 
-    async def run(self, ctx: HandlerContext) -> pa.Table:
+    async def run(self, ctx: HandlerContext) -> Rows:
         req = ctx.request
         p = req.parameters
         contract = contracts.underlying(
@@ -43,7 +41,7 @@ class MarketBarsHandler:
             bars = await ctx.historical(contract, call, end_arg)
             rows.extend(parsing.bar_rows(req.request_id, req.symbol, p["bar_size"],
                                          p["what_to_show"], bars))
-        return parsing.to_table(self.table, rows)
+        return rows
 
 
 HANDLER = MarketBarsHandler()

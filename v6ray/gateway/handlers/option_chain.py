@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import asyncio
 
-import pyarrow as pa
 from ib_async import Contract, Option
 
 from v6ray import constants
 from v6ray.errors import IBRequestError
 from v6ray.gateway import parsing, planning
 from v6ray.gateway.handlers import contracts
-from v6ray.gateway.handlers.base import HandlerContext
+from v6ray.gateway.handlers.base import HandlerContext, Rows
 
 
 class OptionChainHandler:
     request_type = "option_chain"
     table = constants.OPTION_SNAPSHOTS_TABLE
 
-    async def run(self, ctx: HandlerContext) -> pa.Table:
+    async def run(self, ctx: HandlerContext) -> Rows:
         req = ctx.request
         p = req.parameters
         under = await ctx.qualify(contracts.underlying(req.symbol), f"{req.symbol} underlying")
@@ -59,7 +58,7 @@ class OptionChainHandler:
             ticker = task.result()
             rows.append(parsing.option_row(req.request_id, req.symbol, ticker, spot, now))
             ctx.forget_ticker(ticker.contract)
-        return parsing.to_table(self.table, rows)
+        return rows
 
     async def _chains(self, ctx: HandlerContext, under: Contract) -> list:
         await ctx.gate.messages(1, priority=ctx.priority)

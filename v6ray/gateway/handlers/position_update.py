@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import pyarrow as pa
-
 from v6ray import constants
 from v6ray.gateway import parsing
-from v6ray.gateway.handlers.base import HandlerContext
+from v6ray.gateway.handlers.base import HandlerContext, Rows
 
 
 class PositionUpdateHandler:
@@ -20,7 +18,7 @@ class PositionUpdateHandler:
         # future, so they take turns (they are cheap).
         self._lock: asyncio.Lock | None = None
 
-    async def run(self, ctx: HandlerContext) -> pa.Table:
+    async def run(self, ctx: HandlerContext) -> Rows:
         if self._lock is None:
             self._lock = asyncio.Lock()
         req = ctx.request
@@ -32,7 +30,7 @@ class PositionUpdateHandler:
             req.request_id, positions, ctx.now(),
             symbol=req.symbol, account=req.parameters.get("account"),
         )
-        return parsing.to_table(self.table, rows)
+        return rows
 
 
 HANDLER = PositionUpdateHandler()

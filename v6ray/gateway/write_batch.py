@@ -1,0 +1,121 @@
+"""WriteBatcher: results of many requests → one Delta MERGE per table at a time.
+
+Handlers return plain row dicts; the batcher turns a whole batch into one Arrow table (one
+chunk per column) just before it goes to a writer task. Per request that is ~1 µs per row
+instead of ~130 µs for a one-row table of its own, and Ray ships one chunk per column
+instead of one per request (both profiled as the gateway's largest costs per request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pyarrow as pa
+
+from v6ray.gateway.config import GatewayConfig
+from v6ray.gateway.handlers import Rows
+from v6ray.gateway.parsing import to_table
+from v6ray.storage.writer import write_rows
+
+# What pyarrow raises for a value that does not fit its column.
+CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
+
+
+class WriteBatcher:
+    """Per-table buffers, flushed at ``write_batch_rows`` rows or ``write_batch_seconds``.
+
+    One commit per table at a time from this gateway: while it runs, results accumulate
+    and go out together next (bigger commits under load, no self-inflicted merge
+    conflicts); different tables are written in parallel by separate writer tasks.
+    """
+
+    def __init__(self, data_dir: str, config: GatewayConfig, writer: Any = write_rows) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self._writer = writer  # the @ray.remote task (tests pass a stand-in)
+        self._buffers: dict[str, list[tuple[Rows, asyncio.Future[dict]]]] = {}
+        self._buffered_rows: dict[str, int] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._committing: dict[str, asyncio.Task] = {}
+        self.commits = 0
+        self.rows_written = 0
+
+    async def write(self, table: str, rows: Rows) -> dict[str, Any]:
+        """Rows of one request; returns its result_data once they are committed."""
+        if not rows:
+            return {"table": table, "rows": 0, "delta_version": None}
+        future: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+        self._buffers.setdefault(table, []).append((rows, future))
+        self._buffered_rows[table] = self._buffered_rows.get(table, 0) + len(rows)
+        if self._buffered_rows[table] >= self.config.write_batch_rows:
+            self._flush(table)
+        elif table not in self._timers:
+            loop = asyncio.get_running_loop()
+            self._timers[table] = loop.call_later(
+                self.config.write_batch_seconds, self._flush, table
+            )
+        return await future
+
+    def _flush(self, table: str) -> None:
+        timer = self._timers.pop(table, None)
+        if timer is not None:
+            timer.cancel()
+        if table in self._committing:
+            return  # picked up when the running commit ends
+        batch = self._buffers.pop(table, [])
+        self._buffered_rows.pop(table, None)
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._commit(table, batch))
+            self._committing[table] = task
+
+    async def _commit(self, table: str, batch: list[tuple[Rows, asyncio.Future]]) -> None:
+        try:
+            arrow, batch = _to_arrow(table, batch)
+            if not batch:
+                return
+            result = await self._writer.remote(self.data_dir, table, arrow)
+        except Exception as exc:  # StorageError or a lost writer: every request retries
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            self.commits += 1
+            self.rows_written += arrow.num_rows
+            for piece, future in batch:
+                if not future.done():
+                    future.set_result({**result, "rows": len(piece)})
+        finally:
+            self._committing.pop(table, None)
+            if self._buffers.get(table):
+                self._flush(table)
+
+    async def flush_all(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while (self._buffers or self._committing) and time.monotonic() < deadline:
+            for table in list(self._buffers):
+                self._flush(table)
+            running = list(self._committing.values())
+            if running:
+                await asyncio.wait(running, timeout=max(0.01, deadline - time.monotonic()))
+
+
+def _to_arrow(
+    table: str, batch: list[tuple[Rows, asyncio.Future]]
+) -> tuple[pa.Table, list[tuple[Rows, asyncio.Future]]]:
+    """The batch as one table; a request whose rows do not convert fails alone (its
+    future gets the error) instead of failing every request that shares its batch."""
+    try:
+        return to_table(table, [row for rows, _ in batch for row in rows]), batch
+    except CONVERSION_ERRORS:
+        pass
+    good: list[tuple[Rows, asyncio.Future]] = []
+    for rows, future in batch:
+        try:
+            to_table(table, rows)
+        except CONVERSION_ERRORS as exc:
+            future.set_exception(exc)
+        else:
+            good.append((rows, future))
+    return to_table(table, [row for rows, _ in good for row in rows]), good
