@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -205,3 +206,27 @@ def test_read_table_retries_a_read_that_raced_a_vacuum(data_dir, monkeypatch):
     monkeypatch.setattr(reader, "DeltaTable", RacingTable)
     assert read_table("ib_requests", data_dir=data_dir).height == 1
     assert failures == [1]
+
+
+def test_group_commits_are_spaced_by_min_interval_but_an_idle_one_starts_at_once(data_dir):
+    journal = Journal(data_dir)
+    starts: list[float] = []
+    real_append = journal.append
+
+    def timed_append(rows):
+        starts.append(time.monotonic())
+        real_append(rows)
+
+    journal.append = timed_append
+    committer = GroupCommitter(journal, min_interval=0.3)
+
+    async def scenario():
+        began = time.monotonic()
+        await committer.append([sample("A")])
+        assert starts[0] - began < 0.2  # idle journal: no waiting
+        # Three appends while the spacing runs: one commit 0.3 s after the first started.
+        await asyncio.gather(*(committer.append([sample(s)]) for s in ("B", "C", "D")))
+
+    asyncio.run(scenario())
+    assert journal.commits == 2 and journal.rows == 4
+    assert starts[1] - starts[0] >= 0.29

@@ -44,7 +44,9 @@ class RequestQueue:
         self.core = QueueCore(self.config)
         self.core.restore(journal.load_latest())
         self.committer = GroupCommitter(
-            journal, compact_every_commits=self.config.compact_every_commits
+            journal,
+            compact_every_commits=self.config.compact_every_commits,
+            min_interval=self.config.commit_interval_seconds,
         )
         self._waiters: dict[str, asyncio.Event] = {}
         self._waiter_counts: Counter[str] = Counter()

@@ -30,6 +30,10 @@ class QueueConfig:
     # Journal: compact (rewrite to the latest row per request, vacuum, checkpoint) after this
     # many appends; 0 disables automatic compaction (``compact()`` still works).
     compact_every_commits: int = 500
+    # Journal: a group commit starts at least this long after the previous one started
+    # (see GroupCommitter.min_interval); 0 commits back to back. 0.04 s: at 1,000 submits/s
+    # commits ~25/s instead of ~40/s, queue CPU -15%, open-loop p99 ~330 -> ~230 ms here.
+    commit_interval_seconds: float = 0.04
     # Journal: a commit that fails is retried this many times with jittered backoff.
     commit_retries: int = 5
     # How often the actor expires leases and wakes up delayed retries without being asked.
@@ -48,6 +52,8 @@ class QueueConfig:
             raise ValueError("QueueConfig.backoff_jitter must be within [0, 1]")
         if self.claim_scan_limit < 1 or self.terminal_cache_size < 0:
             raise ValueError("QueueConfig.claim_scan_limit >= 1, terminal_cache_size >= 0")
+        if self.commit_interval_seconds < 0:
+            raise ValueError("QueueConfig.commit_interval_seconds must not be negative")
         if self.compact_every_commits < 0 or self.commit_retries < 0:
             raise ValueError("QueueConfig.compact_every_commits/commit_retries must be >= 0")
 
