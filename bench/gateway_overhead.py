@@ -68,15 +68,48 @@ def waves(items: list[dict], total: int) -> list[list[dict]]:
     return out
 
 
-def through_v6ray(h: GatewayHarness, batches: list[list[dict]]) -> tuple[float, list[float]]:
+def _process_table() -> dict[int, tuple[int, float, str]]:
+    """pid -> (parent pid, CPU seconds so far, command line) of every process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        table[int(pid)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, cmdline)
+    return table
+
+
+def cpu_seconds(simulator_pid: int) -> dict[str, float]:
+    """CPU seconds so far of this cluster's Ray workers (children of our raylet: the
+    queue, the gateway, the writer tasks) and of the simulator. Other Ray clusters on
+    the machine are not counted."""
+    raylet = ray._private.worker._global_node.all_processes["raylet"][0].process.pid
+    table = _process_table()
+    workers = sum(cpu for parent, cpu, cmd in table.values()  # not the raylet's agents
+                  if parent == raylet and cmd.startswith("ray::") and "Agent" not in cmd)
+    return {"ray workers": workers,
+            "simulator": table.get(simulator_pid, (0, 0.0, ""))[1]}
+
+
+def through_v6ray(h: GatewayHarness, batches: list[list[dict]], simulator_pid: int
+                  ) -> tuple[float, list[float], dict[str, float]]:
     latencies: list[float] = []
+    before = cpu_seconds(simulator_pid)
     started = time.monotonic()
     for wave in batches:
         finals = h.wait_all(h.submit_many(wave), timeout=600)
         bad = [f.error_message for f in finals if f.status.value != "SUCCESS"]
         assert not bad, bad[:3]
         latencies += [(f.updated_at - f.created_at).total_seconds() for f in finals]
-    return time.monotonic() - started, latencies
+    elapsed = time.monotonic() - started
+    after = cpu_seconds(simulator_pid)
+    return elapsed, latencies, {k: after[k] - before[k] for k in after}
 
 
 def bare_ib_async(port: int, batches: list[list[dict]]) -> tuple[float, list[float]]:
@@ -132,9 +165,9 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
 
-def report(name: str, n: int, v: tuple[float, list[float]], b: tuple[float, list[float]],
-           messages_per_request: int) -> None:
-    (v_time, v_lat), (b_time, b_lat) = v, b
+def report(name: str, n: int, v: tuple[float, list[float], dict[str, float]],
+           b: tuple[float, list[float]], messages_per_request: int) -> None:
+    (v_time, v_lat, cpu), (b_time, b_lat) = v, b
     v_rate, b_rate = n / v_time, n / b_time
     print(f"--- {name}")
     print(f"v6ray   throughput          {v_rate:8.1f} req/s  ({v_time:.2f} s)")
@@ -147,6 +180,12 @@ def report(name: str, n: int, v: tuple[float, list[float]], b: tuple[float, list
     capacity = v_rate * messages_per_request / 50
     print(f"v6ray IB messages/s vs 50   {capacity:8.2f}x  ({messages_per_request} per request; "
           "target >= 20x)")
+    # What v6ray itself costs, apart from the simulator sharing this machine's cores.
+    per_request = cpu["ray workers"] / n
+    print(f"v6ray CPU per request       {per_request * 1e3:8.2f} ms  (queue + gateway + writers; "
+          f"{1 / per_request:,.0f} req/s per core = "
+          f"{messages_per_request / per_request / 50:.1f}x of 50/s); simulator "
+          f"{cpu['simulator'] / n * 1e3:.2f} ms")
 
 
 def main() -> None:
@@ -169,7 +208,7 @@ def main() -> None:
                                                "claim_batch": 250}) as h:
             h.wait_all([h.submit("position_update", "*")], timeout=60)  # connected and warm
             for _, batches, _ in workloads:
-                results.append(through_v6ray(h, batches))
+                results.append(through_v6ray(h, batches, sim.pid))
             counters = h.gateway_stats()["counters"]
         bare = [bare_ib_async(port, batches) for _, batches, _ in workloads]
     finally:
