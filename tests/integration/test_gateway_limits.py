@@ -72,8 +72,10 @@ def test_immediate_jumps_a_background_backlog(ray_namespace, data_dir):
             "end": (BASE - timedelta(days=7)).isoformat()})
         finals = h.wait_all([*backlog, urgent], timeout=120)
     assert all(f.status is Status.SUCCESS for f in finals), {f.error_message for f in finals}
-    order = sorted(finals, key=lambda f: f.updated_at)
-    rank = [f.request_id for f in order].index(urgent)
+    done_at = next(f.updated_at for f in finals if f.request_id == urgent)
+    # Outcomes reach the queue in batches that share one timestamp: count only the requests
+    # that finished strictly before the urgent one's batch.
+    rank = sum(f.updated_at < done_at for f in finals)
     # Ahead of it: the first window (60) and the few admitted early (pipeline depth 8).
     assert rank <= 60 + 8 + 2, rank
 
