@@ -76,6 +76,40 @@ def test_small_bars_sixty_per_ten_minutes():
     assert delay == pytest.approx(600 - 60 * 0.2, abs=1e-3)
 
 
+def test_window_is_anchored_at_the_answer_when_the_receiver_was_late():
+    """IB counts a request on receipt; an answer that arrives late proves a late receipt."""
+    pacer, clock = make_pacer()
+    first = call(symbol="S0")
+    pacer.take_historical(first)
+    clock.advance(30.0)  # the answer took 30 s: IB may have received it only now
+    pacer.historical_finished(first)
+    for i in range(1, 60):
+        c = call(symbol=f"S{i}")
+        clock.advance(0.2)
+        assert pacer.historical_delay(c) == 0.0
+        pacer.take_historical(c)
+        pacer.historical_finished(c)
+    # The 61st waits for the first request's window counted from its answer, not its send.
+    delay = pacer.historical_delay(call(symbol="NEW"))
+    assert delay == pytest.approx(600 - 59 * 0.2, abs=1e-3)
+    # The identical-request rule is re-anchored the same way.
+    pacer2, clock2 = make_pacer()
+    pacer2.take_historical(first)
+    clock2.advance(10.0)
+    pacer2.historical_finished(first)
+    assert pacer2.historical_delay(first) == pytest.approx(15.0, abs=1e-3)
+
+
+def test_restamp_keeps_events_in_time_order():
+    window = SlidingWindow(limit=2, seconds=10.0)
+    early = window.record(0.0)
+    window.record(1.0)
+    window.restamp(early, 5.0)  # now the later of the two
+    assert window.delay(2.0) == pytest.approx(9.0, abs=1e-3)  # 1.0 expires first
+    window.restamp(early, 4.0)  # never moves earlier
+    assert window.used(11.5) == 1 and window.used(15.5) == 0
+
+
 def test_large_bars_do_not_use_the_small_bar_window():
     pacer, clock = make_pacer()
     for i in range(60):

@@ -14,11 +14,12 @@ jitter between our send and IB's receipt never squeezes two windows' worth into 
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from v6ray import ib_limits
 from v6ray.gateway.config import GatewayConfig
@@ -32,7 +33,8 @@ class SlidingWindow:
     """At most ``limit`` weight in ANY interval of ``seconds``.
 
     Admitting an event at ``now`` only when the events in ``(now - seconds, now]`` plus it fit
-    guarantees the rule for every window, since events are recorded in time order.
+    guarantees the rule for every window, since events are kept in time order. An event may
+    be moved later (``restamp``) once we learn the receiver saw it later than we sent it.
     """
 
     def __init__(self, limit: int, seconds: float) -> None:
@@ -40,12 +42,17 @@ class SlidingWindow:
             raise ValueError("a window needs limit >= 1 and seconds > 0")
         self.limit = limit
         self.seconds = seconds
-        self._events: deque[tuple[float, int]] = deque()
+        self._events: list[list[float]] = []  # [stamp, weight], sorted by stamp
         self._used = 0
 
     def _expire(self, now: float) -> None:
-        while self._events and self._events[0][0] <= now - self.seconds:
-            self._used -= self._events.popleft()[1]
+        cutoff = now - self.seconds
+        gone = 0
+        while gone < len(self._events) and self._events[gone][0] <= cutoff:
+            self._used -= int(self._events[gone][1])
+            gone += 1
+        if gone:
+            del self._events[:gone]
 
     def used(self, now: float) -> int:
         self._expire(now)
@@ -58,7 +65,7 @@ class SlidingWindow:
         """Slots free at ``now + horizon`` counting only what is recorded so far."""
         self._expire(now)
         cutoff = now + horizon - self.seconds
-        still = sum(w for stamp, w in self._events if stamp > cutoff)
+        still = sum(int(w) for stamp, w in self._events if stamp > cutoff)
         return max(0, self.limit - still)
 
     def delay(self, now: float, weight: int = 1) -> float:
@@ -69,17 +76,31 @@ class SlidingWindow:
         if excess <= 0:
             return 0.0
         for stamp, w in self._events:
-            excess -= w
+            excess -= int(w)
             if excess <= 0:
                 return max(_EPSILON, stamp + self.seconds - now + _EPSILON)
         return self.seconds  # unreachable: the events hold all of _used
 
-    def record(self, now: float, weight: int = 1) -> None:
+    def record(self, now: float, weight: int = 1) -> list[float]:
+        """Record an event; the returned handle can later be passed to ``restamp``."""
         self._expire(now)
         if self._events and now < self._events[-1][0]:
             now = self._events[-1][0]  # a clock that went backwards must not reorder events
-        self._events.append((now, weight))
+        event = [now, float(weight)]
+        self._events.append(event)
         self._used += weight
+        return event
+
+    def restamp(self, event: list[float], later: float) -> None:
+        """Move ``event`` to ``later`` (never earlier); a no-op once it has expired."""
+        if later <= event[0]:
+            return
+        for index, held in enumerate(self._events):
+            if held is event:
+                del self._events[index]
+                event[0] = later
+                bisect.insort(self._events, event, key=lambda e: e[0])
+                return
 
 
 @dataclass(frozen=True)
@@ -198,6 +219,8 @@ class Pacer:
     _large: SlidingWindow = field(init=False)
     _identical: dict[HistoricalCall, float] = field(init=False, default_factory=dict)
     _per_contract: dict[tuple[str, ...], SlidingWindow] = field(init=False, default_factory=dict)
+    # Window slots of requests still open, restamped when their answer arrives.
+    _open_events: dict[HistoricalCall, list[Any]] = field(init=False, default_factory=dict)
     open_historical: int = field(init=False, default=0)
     lines_in_use: int = field(init=False, default=0)
     peak_lines: int = field(init=False, default=0)
@@ -240,20 +263,40 @@ class Pacer:
         """Record ``call`` as sent now (one message, its window slots, one open request)."""
         now = self.clock()
         self.take_messages(1)
-        (self._small if call.small else self._large).record(now, call.weight)
-        self._identical[call] = now
+        pacing_window = self._small if call.small else self._large
         window = self._per_contract.get(call.contract_key)
         if window is None:
             window = self._per_contract[call.contract_key] = SlidingWindow(
                 self.limits.same_contract_max, self.limits.same_contract_window
             )
-        window.record(now, call.weight)
+        self._open_events.setdefault(call, []).append(
+            ((pacing_window, pacing_window.record(now, call.weight)),
+             (window, window.record(now, call.weight)))
+        )  # fmt: skip
+        self._identical[call] = now
         self.open_historical += 1
         self.historical_sent += 1
         self._forget_old(now)
 
-    def historical_finished(self) -> None:
+    def historical_finished(self, call: HistoricalCall | None = None) -> None:
+        """``call``'s answer (or error) arrived: IB received it no later than now.
+
+        IB counts a request when it receives it, which can be well after we sent it (a
+        stalled receiver, a slow network). Re-anchoring the request's window slots at the
+        answer's arrival keeps every window honest whatever that delay was.
+        """
         self.open_historical = max(0, self.open_historical - 1)
+        if call is None:
+            return
+        now = self.clock()
+        events = self._open_events.get(call)
+        if events:
+            for window, event in events.pop(0):
+                window.restamp(event, now)
+            if not events:
+                del self._open_events[call]
+        if call in self._identical:
+            self._identical[call] = max(self._identical[call], now)
 
     def _forget_old(self, now: float) -> None:
         """Bound memory: identical/per-contract state older than its window is useless."""

@@ -132,7 +132,7 @@ class PermitGate:
             pacer.historical_delay,
             pacer.take_historical,
             head_of_line=False,
-            give_back=lambda call: pacer.historical_finished(),
+            give_back=pacer.historical_finished,
         )
 
     async def messages(self, n: int = 1, *, priority: int = 2) -> None:
@@ -155,12 +155,12 @@ class PermitGate:
             try:
                 sent = send()
             except Exception:
-                self.pacer.historical_finished()
+                self.pacer.historical_finished(call)
                 raise
         try:
             yield sent
         finally:
-            self.pacer.historical_finished()
+            self.pacer.historical_finished(call)
             self._historical.pump()
 
     @asynccontextmanager
