@@ -121,6 +121,22 @@ def test_expired_lease_makes_request_claimable_again_and_counts_the_attempt(cloc
     assert core.get(rid).lease_owner == "gw-2"
 
 
+def test_a_restarted_worker_ends_its_predecessors_leases_at_once(clock):
+    core = make_core(clock, lease_seconds=60)
+    mine, theirs, other = submit(core, "ES"), submit(core, "NQ"), submit(core, "RTY")
+    core.claim(1, "gateway-17-old")  # ES, then the incarnation dies
+    core.claim(1, "gateway-17-new")  # NQ, held by the new incarnation
+    core.claim(1, "gateway-99-aaaa")  # RTY, another worker family: untouched
+    assert core.expire_predecessor_leases("gateway-17-", "gateway-17-new") == 1
+    assert core.get(mine).status is Status.PENDING and core.get(mine).lease_owner is None
+    assert core.get(theirs).lease_owner == "gateway-17-new"
+    assert core.get(other).lease_owner == "gateway-99-aaaa"
+    [again] = core.claim(1, "gateway-17-new")  # claimable now, not 60 s later
+    assert again.request_id == mine and again.attempts == 2  # the lost attempt counts
+    assert core.complete(mine, "gateway-17-old", {"rows": 1}) is False
+    assert core.expire_predecessor_leases("gateway-17-", "gateway-17-new") == 0
+
+
 def test_expiry_after_max_attempts_dead_letters(clock):
     core = make_core(clock, lease_seconds=10, max_attempts=2)
     rid = submit(core, "ES")

@@ -118,6 +118,7 @@ class IBGateway:
         drainer = Drainer(cfg, self.data_dir, queue, connection, pacer, gate, breaker,
                           self.worker_id)
         holder["d"] = drainer
+        await self._free_predecessor_leases(queue)
         self._parts = (connection, drainer)
         self._pacer, self._gate, self._breaker = pacer, gate, breaker
         self._tasks = [
@@ -125,6 +126,20 @@ class IBGateway:
             asyncio.create_task(drainer.run(), name="drain-loop"),
         ]
         return {"started": True, "state": self._state()}
+
+    async def _free_predecessor_leases(self, queue: Any) -> None:
+        """This actor is the only gateway: leases held by an earlier incarnation (killed,
+        restarted by Ray) can never be completed, so end them now rather than after the
+        queue's lease timeout. Best effort: otherwise they expire on their own."""
+        try:
+            freed = await queue.expire_predecessor_leases.remote(
+                f"{self.config.worker_id}-", self.worker_id
+            )
+        except Exception as exc:  # the queue restarting: leases still expire by timeout
+            log.warning("could not free a predecessor's leases: %s", exc)
+            return
+        if freed:
+            log.info("freed %d request(s) leased by a previous gateway incarnation", freed)
 
     async def shutdown(self, timeout: float = 30.0) -> dict[str, Any]:
         """Graceful stop: no more claims, finish or release in-flight, flush, disconnect."""

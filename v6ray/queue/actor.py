@@ -191,6 +191,13 @@ class RequestQueue:
             out.append(status)
         return out
 
+    async def expire_predecessor_leases(self, worker_prefix: str, worker_id: str) -> int:
+        """A restarted singleton worker frees its dead predecessors' leases at once."""
+        freed = self.core.expire_predecessor_leases(worker_prefix, worker_id)
+        if freed:
+            await self._commit()
+        return freed
+
     async def release(self, request_ids: Sequence[str], worker_id: str) -> int:
         released = self.core.release(request_ids, worker_id)
         await self._commit()

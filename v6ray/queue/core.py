@@ -345,6 +345,28 @@ class QueueCore:
             self._expire(self._live[rid], now)
         self._pending.promote_due(now, self._live.__getitem__)
 
+    def expire_predecessor_leases(self, worker_prefix: str, worker_id: str) -> int:
+        """End now the leases of earlier incarnations of a singleton worker.
+
+        ``worker_id`` starts with ``worker_prefix``; any other holder with that prefix is a
+        dead predecessor (the named gateway actor restarted), so its leases are treated as
+        expired at once (an attempt counted, as on any lost lease) instead of after
+        ``lease_seconds``. Returns how many requests were freed.
+        """
+        now = self._clock()
+        orphaned = [
+            request
+            for request in self._live.values()
+            if request.status is Status.PROCESSING
+            and request.lease_owner is not None
+            and request.lease_owner != worker_id
+            and request.lease_owner.startswith(worker_prefix)
+        ]
+        for request in orphaned:
+            self._drop_deadline(request.request_id)
+            self._expire(request, now)
+        return len(orphaned)
+
     def _expire(self, request: IBRequest, now: float) -> None:
         """A lost lease counts as an attempt; after ``max_attempts`` it is a dead letter."""
         stamp = to_datetime(now)
