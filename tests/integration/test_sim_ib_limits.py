@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-from ib_async import IB, Index, Stock, util
+from ib_async import Index, Stock, util
 
 from v6ray.sim.testing import running_simulator
 
@@ -16,21 +15,6 @@ END = "20250110 16:00:00 US/Eastern"
 STOCKS = ("SPY", "QQQ", "IWM", "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA")
 
 
-@pytest.fixture
-def connect():
-    clients: list[IB] = []
-
-    def factory(sim, client_id: int = 1) -> tuple[IB, list[tuple[int, int, str]]]:
-        ib = IB()
-        errors: list[tuple[int, int, str]] = []
-        ib.errorEvent += lambda req_id, code, text, contract: errors.append((req_id, code, text))
-        ib.connect("127.0.0.1", sim.port, clientId=client_id, readonly=True, timeout=10)
-        clients.append(ib)
-        return ib, errors
-
-    yield factory
-    for ib in clients:
-        ib.disconnect()
 
 
 def pause(seconds: float) -> None:
