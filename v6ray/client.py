@@ -59,7 +59,8 @@ def _recorded_service(data_dir: str | None) -> ServiceState | None:
     return state if state is not None and state.cluster_alive() else None
 
 
-def _unwrap(exc: RayTaskError) -> BaseException:
+def original_error(exc: RayTaskError) -> BaseException:
+    """The exception raised inside a Ray task or actor, without Ray's wrapper."""
     cause = getattr(exc, "cause", None)
     return cause if isinstance(cause, BaseException) else exc
 
@@ -77,7 +78,7 @@ class Client:
             try:
                 return ray.get(getattr(self._queue, method).remote(*args), timeout=timeout)
             except RayTaskError as exc:
-                raise _unwrap(exc) from None
+                raise original_error(exc) from None
             except RayActorError as exc:  # restarting (max_restarts=-1) or gone for good
                 if time.monotonic() > deadline:
                     raise NotRunning(f"the {QUEUE_ACTOR} actor is unavailable ({exc})") from None
@@ -130,6 +131,6 @@ class Client:
         try:
             return ray.get(gateway.stats.remote(), timeout=GATEWAY_STATS_TIMEOUT)
         except RayTaskError as exc:
-            return {"state": "error", "error": str(_unwrap(exc))}
+            return {"state": "error", "error": str(original_error(exc))}
         except (RayActorError, GetTimeoutError) as exc:
             return {"state": "unreachable", "error": str(exc)}

@@ -90,11 +90,12 @@ def _run_derive_task(data_dir: str, symbols: list[str], *, timeout: float) -> di
     import ray
     from ray.exceptions import RayTaskError
 
+    from v6ray.client import original_error
+
     try:
         return ray.get(derive_task().remote(data_dir, symbols), timeout=timeout)
     except RayTaskError as exc:  # hand the original error (e.g. StorageError) to the caller
-        cause = getattr(exc, "cause", None)
-        raise (cause if isinstance(cause, BaseException) else exc) from None
+        raise original_error(exc) from None
 
 
 def make_parser() -> argparse.ArgumentParser:
