@@ -20,6 +20,7 @@ from v6ray.config import Settings
 from v6ray.constants import GATEWAY_ACTOR, NAMESPACE, QUEUE_ACTOR
 from v6ray.errors import NotRunning, RequestTimeout
 from v6ray.model import IBRequest, Priority
+from v6ray.submit_coalescer import SubmitCoalescer
 
 # One actor-side wait lasts at most this long, so a long wait spans queue restarts.
 WAIT_CHUNK_SECONDS = 10.0
@@ -71,6 +72,8 @@ class Client:
     def __init__(self, queue_handle: Any, namespace: str = NAMESPACE) -> None:
         self._queue = queue_handle
         self.namespace = namespace
+        # Concurrent submits of this process share one queue call and one journal commit.
+        self._submits = SubmitCoalescer(lambda items: self._call("submit_each", items))
 
     def _call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
         deadline = time.monotonic() + RESTART_GRACE_SECONDS
@@ -92,8 +95,18 @@ class Client:
         parameters: dict[str, Any] | str | None = None,
         result_table: str | None = None,
     ) -> str:
-        """Queue one request; returns its id once it is durable. ``InvalidRequest`` if bad."""
-        return self._call("submit", request_type, symbol, priority, parameters, result_table)
+        """Queue one request; returns its id once it is durable. ``InvalidRequest`` if bad.
+
+        Thread-safe: submits made at the same time from several threads go to the queue
+        together (see ``v6ray.submit_coalescer``); each still gets its own id or error.
+        """
+        return self._submits.submit({
+            "request_type": request_type,
+            "symbol": symbol,
+            "priority": priority,
+            "parameters": parameters,
+            "result_table": result_table,
+        })
 
     def submit_many(self, items: Sequence[dict[str, Any]]) -> list[str]:
         """Queue many requests at once, all or nothing; ids in the order of ``items``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import ray
@@ -62,6 +63,28 @@ def test_errors_arrive_as_v6ray_exceptions(client):
     with pytest.raises(v6ray.UnknownRequest):
         client.wait("no-such-id", timeout=1)
     assert client.stats()["queue"]["depth"]["PENDING"] == 0  # nothing was queued
+
+
+def test_threads_submitting_at_once_share_commits_and_keep_their_own_outcomes(client, data_dir):
+    def submit(i: int) -> str | Exception:
+        try:  # every 25th is bad: only its own caller sees the error
+            return client.submit("futures_snapshot", f"T{i}", priority=7 if i % 25 == 0 else 2)
+        except v6ray.InvalidRequest as exc:
+            return exc
+
+    commits_before = client.stats()["queue"]["journal"]["commits"]
+    with ThreadPoolExecutor(32) as pool:
+        outcomes = list(pool.map(submit, range(500)))
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(errors) == 20 and {e.field for e in errors} == {"priority"}
+    ids = [o for o in outcomes if isinstance(o, str)]
+    assert len(set(ids)) == 480
+    commits = client.stats()["queue"]["journal"]["commits"] - commits_before
+    assert commits < 480 / 4  # submits waiting together went out (and were journaled) together
+    # Acknowledged means journaled: every id is in ib_requests, with its own symbol.
+    table = v6ray.read_table("ib_requests", data_dir=data_dir)
+    by_id = dict(zip(table["request_id"], table["symbol"], strict=True))
+    assert sorted(by_id[rid] for rid in ids) == sorted(f"T{i}" for i in range(500) if i % 25)
 
 
 def test_stats_include_the_gateway_when_it_runs(client, ray_namespace):

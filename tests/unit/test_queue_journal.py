@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
+from deltalake import DeltaTable
 
 from v6ray import read_table
 from v6ray.errors import StorageError, UnknownTable
@@ -68,7 +70,7 @@ def test_latest_row_by_seq_wins_and_seq_continues_after_reopen(data_dir):
     assert latest["ES"].status is Status.SUCCESS
     assert latest["NQ"].status is Status.PENDING
     reopened.append([first.with_changes(status=Status.FAILED)])
-    frame = pl.from_arrow(reopened._table.to_pyarrow_table())
+    frame = pl.from_arrow(DeltaTable(reopened.path).to_pyarrow_table())
     assert sorted(frame["seq"].to_list()) == [1, 2, 3, 4, 5]  # strictly increasing, no reuse
     assert {r.symbol: r for r in Journal(data_dir).load_latest()}["ES"].status is Status.FAILED
 
@@ -166,19 +168,53 @@ def test_group_commit_compacts_automatically_and_on_demand(data_dir):
     assert Journal(data_dir).load_latest()[0].attempts == 11
 
 
+def test_compactions_beside_appends_lose_no_state(data_dir):
+    """Appends go on while compactions read, rewrite, vacuum and checkpoint the table."""
+    journal = Journal(data_dir)
+    requests = [sample(f"S{i}") for i in range(50)]
+    journal.append(requests)
+    stop = threading.Event()
+    reports = []
+
+    def compact_repeatedly():
+        while not stop.is_set():
+            reports.append(journal.compact())
+
+    compactor = threading.Thread(target=compact_repeatedly)
+    compactor.start()
+    try:
+        for round_ in range(1, 121):  # each round changes 5 requests
+            changed = requests[round_ % 10 * 5: round_ % 10 * 5 + 5]
+            journal.append([r.with_changes(attempts=round_) for r in changed])
+    finally:
+        stop.set()
+        compactor.join()
+    assert len(reports) >= 2  # compactions really ran beside the appends
+    expected = {r.request_id: max(k for k in range(121) if k % 10 == i // 5 and k) for i, r
+                in enumerate(requests)}
+    latest = {r.request_id: r.attempts for r in Journal(data_dir).load_latest()}
+    assert latest == expected
+    frame = read_table("ib_requests", data_dir=data_dir)
+    assert frame.height == 50 and dict(zip(frame["request_id"], frame["attempts"],
+                                           strict=True)) == expected
+    journal.compact()
+    assert len(parquet_files(table_path(data_dir, "ib_requests"))) == 1
+    assert Journal(data_dir).load_latest() != []
+
+
 def test_failed_commit_fails_the_batch_and_not_the_writer(data_dir, monkeypatch):
     journal = Journal(data_dir, commit_retries=0)
     committer = GroupCommitter(journal)
-    real_commit = journal._commit
+    real_append = journal._appender.append
     calls = []
 
-    def flaky(data, *, mode):
-        calls.append(mode)
+    def flaky(data):
+        calls.append(data.num_rows)
         if len(calls) == 1:
             raise OSError("disk full")
-        real_commit(data, mode=mode)
+        return real_append(data)
 
-    monkeypatch.setattr(journal, "_commit", flaky)
+    monkeypatch.setattr(journal._appender, "append", flaky)
 
     async def scenario():
         with pytest.raises(StorageError, match="disk full"):

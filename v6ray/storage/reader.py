@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import polars as pl
 from deltalake import DeltaTable
@@ -15,6 +17,7 @@ from v6ray.storage.schemas import table_path, table_spec
 # A reader can load a table version whose files a compaction has just vacuumed (the queue
 # vacuums with zero retention): such a read is retried against the newer version.
 READ_ATTEMPTS = 5
+T = TypeVar("T")
 
 
 def read_table(name: str, data_dir: str | os.PathLike[str] | None = None) -> pl.DataFrame:
@@ -34,16 +37,19 @@ def read_table(name: str, data_dir: str | os.PathLike[str] | None = None) -> pl.
 
 
 def _read_delta(path: str) -> pl.DataFrame | None:
-    for attempt in range(READ_ATTEMPTS):
-        if not DeltaTable.is_deltatable(path):
-            return None
+    if not DeltaTable.is_deltatable(path):
+        return None
+    return retry_vacuum_race(lambda: pl.from_arrow(DeltaTable(path).to_pyarrow_table()))
+
+
+def retry_vacuum_race(read: Callable[[], T]) -> T:
+    """``read()``, again (a fresh snapshot each time) when its files were vacuumed under it."""
+    for attempt in range(READ_ATTEMPTS - 1):
         try:
-            return pl.from_arrow(DeltaTable(path).to_pyarrow_table())
+            return read()
         except OSError:
-            if attempt == READ_ATTEMPTS - 1:
-                raise
             time.sleep(0.05 * (attempt + 1))
-    return None
+    return read()
 
 
 def latest_requests(frame: pl.DataFrame, *, keep_journal_columns: bool = False) -> pl.DataFrame:
