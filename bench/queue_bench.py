@@ -195,15 +195,19 @@ def verdict(ok: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke check)")
+    parser.add_argument("--commit-interval", type=float, metavar="SECONDS",
+                        help="the queue's commit_interval_seconds (default: QueueConfig's)")
     args = parser.parse_args(argv)
     scale = 0.2 if args.quick else 1.0
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
              configure_logging=False, namespace=f"bench-{uuid.uuid4().hex[:6]}")
     data_dir = tempfile.mkdtemp(prefix="v6ray-bench-")
-    interval = float(os.environ.get("V6RAY_BENCH_COMMIT_INTERVAL", QueueConfig().commit_interval_seconds))
-    # The default configuration, automatic journal compaction included.
-    queue = get_or_create_queue(data_dir, QueueConfig(commit_interval_seconds=interval))
+    # The default configuration (automatic journal compaction included) unless told.
+    config = QueueConfig()
+    if args.commit_interval is not None:
+        config = config.with_changes(commit_interval_seconds=args.commit_interval)
+    queue = get_or_create_queue(data_dir, config)
     bare = ray.remote(BareQueue).options(num_cpus=0, max_concurrency=MAX_CONCURRENCY).remote()
     callers = [Caller.remote() for _ in range(CALLERS)]
     ray.get([queue.ping.remote(), bare.ping.remote()])
