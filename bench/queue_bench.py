@@ -102,28 +102,26 @@ def singles_rate(target, callers, per_caller: int, window: int) -> float:
     return len(callers) * per_caller / (time.perf_counter() - started)
 
 
-def claim_complete_rate(target, total: int, per_claim: int = 200) -> float:
+def complete_each(target, claimed) -> list:
+    """One complete call per claimed request."""
+    return [target.complete.remote(r.request_id, "bench-gw", {"rows": 1}) for r in claimed]
+
+
+def complete_at_once(target, claimed) -> list:
+    """The gateway's pattern: one complete_many for the whole claim."""
+    return [target.complete_many.remote([(r.request_id, {"rows": 1}) for r in claimed],
+                                        "bench-gw")]
+
+
+def claim_complete_rate(target, total: int, complete, per_claim: int = 200) -> float:
+    """Requests/s through claim(per_claim) then ``complete(target, claimed)``."""
     done = 0
     started = time.perf_counter()
     while done < total:
         claimed = ray.get(target.claim.remote(per_claim, "bench-gw"))
         if not claimed:
             break
-        ray.get([target.complete.remote(r.request_id, "bench-gw", {"rows": 1}) for r in claimed])
-        done += len(claimed)
-    return done / (time.perf_counter() - started)
-
-
-def claim_complete_many_rate(target, total: int, per_claim: int = 200) -> float:
-    """The gateway's pattern: claim, then one complete_many for the whole claim."""
-    done = 0
-    started = time.perf_counter()
-    while done < total:
-        claimed = ray.get(target.claim.remote(per_claim, "bench-gw"))
-        if not claimed:
-            break
-        ray.get(target.complete_many.remote([(r.request_id, {"rows": 1}) for r in claimed],
-                                            "bench-gw"))
+        ray.get(complete(target, claimed))
         done += len(claimed)
     return done / (time.perf_counter() - started)
 
@@ -221,10 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     queue_single = singles_rate(queue, callers, per_caller, window)
     bare_single = singles_rate(bare, callers, per_caller, window)
     to_claim = int(20_000 * scale)
-    queue_cc = claim_complete_rate(queue, to_claim)
-    bare_cc = claim_complete_rate(bare, to_claim)
-    queue_ccm = claim_complete_many_rate(queue, to_claim)
-    bare_ccm = claim_complete_many_rate(bare, to_claim)
+    queue_cc = claim_complete_rate(queue, to_claim, complete_each)
+    bare_cc = claim_complete_rate(bare, to_claim, complete_each)
+    queue_ccm = claim_complete_rate(queue, to_claim, complete_at_once)
+    bare_ccm = claim_complete_rate(bare, to_claim, complete_at_once)
     producers = [ClientProducer.remote() for _ in range(PRODUCERS)]
     client_open_loop(queue, producers, 100, 0.5)  # warm up
     client_latencies = client_open_loop(queue, producers, 1_000, 8 * scale)

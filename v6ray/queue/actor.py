@@ -85,8 +85,7 @@ class RequestQueue:
 
     async def submit_many(self, items: Sequence[Any]) -> list[str]:
         """All or nothing: every item is validated before any is queued."""
-        if not isinstance(items, list | tuple):
-            raise InvalidRequest("items", f"must be a list of mappings, got {type(items).__name__}")
+        _require_item_list(items)
         requests = []
         for index, item in enumerate(items):
             try:
@@ -102,8 +101,7 @@ class RequestQueue:
         """Independent submits in one call and one commit: per item, its request id or the
         ``InvalidRequest`` it raised (returned, not raised: the others are queued). The
         client sends this when several of its threads submit at the same time."""
-        if not isinstance(items, list | tuple):
-            raise InvalidRequest("items", f"must be a list of mappings, got {type(items).__name__}")
+        _require_item_list(items)
         outcomes: list[str | InvalidRequest] = []
         for item in items:
             try:
@@ -323,6 +321,11 @@ class RequestQueue:
                 self._journal(self.core.drain_changes())
             except Exception:  # keep housekeeping alive; the next call will surface errors
                 log.exception("queue housekeeping failed")
+
+
+def _require_item_list(items: Any) -> None:
+    if not isinstance(items, list | tuple):
+        raise InvalidRequest("items", f"must be a list of mappings, got {type(items).__name__}")
 
 
 def get_or_create_queue(

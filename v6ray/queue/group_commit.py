@@ -140,5 +140,5 @@ class GroupCommitter:
         try:
             await self.compact()
         except Exception as exc:  # the journal stays correct, only bigger: try next period
+            # (Journal.compact restarted the count when it began.)
             log.error("journal compaction failed: %s", exc)
-            self.journal.commits_since_compaction = 0

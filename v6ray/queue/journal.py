@@ -123,15 +123,15 @@ class Journal:
         started = time.monotonic()
         self.commits_since_compaction = 0  # appends from now on count toward the next one
         table = DeltaTable(self.path)  # its own snapshot: the append thread's table is not shared
-        seen = pa.table(table.get_add_actions(flatten=True)).select(["path", "size_bytes"])
+        seen = pa.table(table.get_add_actions(flatten=True))
+        paths = seen["path"].to_pylist()
         frame = pl.from_arrow(table.to_pyarrow_table())
         latest = latest_requests(frame, keep_journal_columns=True)
         now_ms = int(time.time() * 1000)
         removes = [
             {"remove": {"path": path, "deletionTimestamp": now_ms, "dataChange": True,
                         "extendedFileMetadata": True, "partitionValues": {}, "size": size}}
-            for path, size in zip(seen["path"].to_pylist(), seen["size_bytes"].to_pylist(),
-                                  strict=True)
+            for path, size in zip(paths, seen["size_bytes"].to_pylist(), strict=True)
         ]
         if latest.height:
             data = latest.to_arrow().cast(IB_REQUESTS_SCHEMA)
@@ -140,7 +140,7 @@ class Journal:
         # Vacuum with zero retention, by hand: the files just removed go now (a reader
         # racing this retries, see v6ray.storage.reader). deltalake's vacuum would also
         # commit, and its commit loses every race against a busy append thread.
-        removed = self._delete_files(seen["path"].to_pylist()) if latest.height else []
+        removed = self._delete_files(paths) if latest.height else []
         # Checkpoint and log cleanup commit nothing, and cleanup drops only entries before
         # the checkpoint, all older than the appends' next version: no race to lose.
         table.update_incremental()

@@ -8,14 +8,15 @@ protocol needs no writer features (reader 1 / writer 2, no invariants, not appen
 checks, no partitions) the Delta protocol asks exactly that: a data file, then a new
 ``_delta_log/<version>.json`` holding its ``add`` action, created only if absent.
 
-Every reader (delta-rs, ``v6ray.read_table``) and every other writer (compaction's
-overwrite, vacuum, checkpoints) keeps using deltalake; they see ordinary commits.
+Readers (delta-rs, ``v6ray.read_table``), checkpoints and vacuums keep using deltalake;
+they see ordinary commits. A hand-built commit may also remove files (the journal's
+compaction publishes its rewrite through ``commit``).
 
 Crash safety: the data file is written and flushed before the entry that adds it; the
 entry is written to a temporary file, flushed, then hard-linked to its final name, which
 fails if that version exists (put-if-absent: a racing writer cannot be overwritten, and a
 reader never sees half an entry). A crash in between leaves an unreferenced data file,
-which the next vacuum deletes.
+which a full vacuum deletes (the journal runs one when it opens).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class LocalAppender:
         return self._publish(("\n".join(lines) + "\n").encode())
 
     def refresh_version(self) -> int:
-        """Catch up with versions other writers (deltalake's vacuum) committed."""
+        """Catch up with versions other writers committed (deltalake's vacuum commits)."""
         with self._lock:
             self.version = max(self.version, latest_version(self.log_dir))
             return self.version
