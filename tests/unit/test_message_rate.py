@@ -229,3 +229,27 @@ def test_a_closed_socket_drops_its_backlog():
         return wire
 
     assert asyncio.run(scenario()) == [0]
+
+
+# --- failures of a batch of snapshots read as one error ----------------------------------
+def test_snapshot_failures_become_one_readable_error():
+    from ib_async import Option
+
+    from v6ray.errors import GatewayUnavailable, IBRequestError
+    from v6ray.gateway.handlers.base import snapshot_failure
+    from v6ray.gateway.handlers.option_chain import describe_option
+
+    call_ = Option("SPY", "20270115", 450.0, "C", "SMART")
+    put = Option("SPY", "20270115", 440.0, "P", "SMART")
+    denied = IBRequestError(354, "Requested market data is not subscribed.", retryable=False)
+    late = IBRequestError(-1, "SPY 20270115 440 P option: no answer within 20 s",
+                          retryable=True)
+    error = snapshot_failure([(call_, denied), (put, late)], 40, describe_option)
+    assert isinstance(error, IBRequestError) and not isinstance(error, BaseExceptionGroup)
+    assert str(error) == ("IB error 354: SPY 20270115 450 C option: Requested market data is "
+                          "not subscribed.; 1 more of 40 failed")
+    assert error.retryable  # a timeout among them: another attempt may get through
+    alone = snapshot_failure([(put, late)], 40, describe_option)
+    assert str(alone) == "IB error -1: SPY 20270115 440 P option: no answer within 20 s"
+    lost = GatewayUnavailable("connection lost")
+    assert snapshot_failure([(call_, denied), (put, lost)], 40, describe_option) is lost
