@@ -91,6 +91,7 @@ def test_read_table_gives_one_row_per_request(data_dir):
 
 
 def test_read_table_of_a_missing_or_unknown_table(data_dir, monkeypatch):
+    Journal(data_dir)  # a service's data dir: its journal exists, market_bars not yet
     frame = read_table("market_bars", data_dir=data_dir)
     assert frame.height == 0
     assert frame.columns == TABLES["market_bars"].schema.names
