@@ -9,13 +9,16 @@ from typing import TypeVar
 
 import polars as pl
 from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 
 from v6ray import constants
 from v6ray.config import Settings
 from v6ray.storage.schemas import table_path, table_spec
 
 # A reader can load a table version whose files a compaction has just vacuumed (the queue
-# vacuums with zero retention): such a read is retried against the newer version.
+# vacuums with zero retention), or whose log entries its cleanup has just removed (delta-rs
+# then raises DeltaError "File not found: .../_delta_log/...json", not an OSError): such a
+# read is retried against the newer version.
 READ_ATTEMPTS = 5
 T = TypeVar("T")
 
@@ -47,7 +50,7 @@ def retry_vacuum_race(read: Callable[[], T]) -> T:
     for attempt in range(READ_ATTEMPTS - 1):
         try:
             return read()
-        except OSError:
+        except (OSError, DeltaError):
             time.sleep(0.05 * (attempt + 1))
     return read()
 
