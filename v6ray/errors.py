@@ -112,3 +112,26 @@ class StorageError(V6RayError):
 
     def __str__(self) -> str:
         return f"writing table {self.table!r} failed: {self.detail}"
+
+
+class TableLocked(StorageError):
+    """Another process writes this table (it holds the table's writer lock)."""
+
+    def __init__(self, path: str, holder: str, waited: float) -> None:
+        V6RayError.__init__(self, path, holder, waited)
+        self.table = path
+        self.path = path
+        self.holder = holder
+        self.waited = waited
+        self.detail = f"held by {holder}"
+
+    def __str__(self) -> str:
+        return (
+            f"table {self.path!r} is being written by {self.holder} (waited "
+            f"{self.waited:.1f} s for its writer lock); only one queue may use a data dir: "
+            f"stop the other one, or wait for it to exit"
+        )
+
+
+class SchemaMismatch(StorageError):
+    """Rows to append do not fit the table's schema; nothing was committed."""

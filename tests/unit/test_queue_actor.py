@@ -25,6 +25,7 @@ def test_submit_is_durable_before_it_returns(data_dir):
         rid = await queue.submit("market_bars", "SPY", 2, {"duration": "5 D"})
         # a fresh reader of the table sees it the moment submit returned
         assert read_table("ib_requests", data_dir=data_dir)["request_id"].to_list() == [rid]
+        queue.close()  # as the actor process's exit would
         return rid
 
     rid = run(scenario())
@@ -105,6 +106,7 @@ def test_old_final_requests_are_answered_from_the_table(data_dir):
         with pytest.raises(UnknownRequest):
             await queue.fail("nope", "gw", "x", retryable=True)
         assert await queue.get("nope") is None
+        queue.close()  # as the actor process's exit would
         return ids
 
     ids = run(scenario())
@@ -121,6 +123,7 @@ def test_restart_keeps_leases_and_queue(data_dir):
         await queue.submit_many([{"request_type": "futures_snapshot", "symbol": s}
                                  for s in ("A", "B", "C")])
         [leased] = await queue.claim(1, "gw")
+        queue.close()  # as the actor process's exit would
         return leased
 
     leased = run(first_life())

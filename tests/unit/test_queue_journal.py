@@ -16,7 +16,7 @@ from v6ray import read_table
 from v6ray.errors import StorageError, UnknownTable
 from v6ray.model import Status, new_request
 from v6ray.queue.group_commit import GroupCommitter
-from v6ray.queue.journal import Journal, requests_to_arrow
+from v6ray.queue.journal import Journal, read_requests, requests_to_arrow
 from v6ray.storage.schemas import IB_REQUESTS_SCHEMA, TABLES, table_path
 
 STAMP = datetime(2026, 11, 27, 14, 30, 0, 123456, tzinfo=UTC)
@@ -45,7 +45,7 @@ def test_round_trip_keeps_every_field(data_dir):
         updated_at=STAMP + timedelta(seconds=1),
     )
     journal.append([original])
-    [loaded] = Journal(data_dir).load_latest()
+    [loaded] = read_requests(data_dir)
     assert loaded == original
     assert loaded.dedup_key == original.dedup_key
     assert loaded.created_at.tzinfo == UTC
@@ -65,6 +65,7 @@ def test_latest_row_by_seq_wins_and_seq_continues_after_reopen(data_dir):
     journal.append([first, sample("NQ")])
     journal.append([first.with_changes(status=Status.PROCESSING, attempts=1)])
     journal.append([first.with_changes(status=Status.SUCCESS, attempts=1)])
+    journal.close()  # as its process's exit would
     reopened = Journal(data_dir)
     latest = {r.symbol: r for r in reopened.load_latest()}
     assert latest["ES"].status is Status.SUCCESS
@@ -72,7 +73,7 @@ def test_latest_row_by_seq_wins_and_seq_continues_after_reopen(data_dir):
     reopened.append([first.with_changes(status=Status.FAILED)])
     frame = pl.from_arrow(DeltaTable(reopened.path).to_pyarrow_table())
     assert sorted(frame["seq"].to_list()) == [1, 2, 3, 4, 5]  # strictly increasing, no reuse
-    assert {r.symbol: r for r in Journal(data_dir).load_latest()}["ES"].status is Status.FAILED
+    assert {r.symbol: r for r in read_requests(data_dir)}["ES"].status is Status.FAILED
 
 
 def test_read_table_gives_one_row_per_request(data_dir):
@@ -119,7 +120,7 @@ def test_compaction_keeps_latest_state_and_bounds_files(data_dir):
     after = read_table("ib_requests", data_dir=data_dir)
     assert after.sort("request_id").equals(before.sort("request_id"))
     journal.append([requests[0].with_changes(status=Status.CANCELLED)])  # seq keeps growing
-    latest = {r.request_id: r for r in Journal(data_dir).load_latest()}
+    latest = {r.request_id: r for r in read_requests(data_dir)}
     assert latest[requests[0].request_id].status is Status.CANCELLED
     assert latest[requests[1].request_id].attempts == 29
 
@@ -147,7 +148,7 @@ def test_group_commit_batches_concurrent_appends(data_dir):
     asyncio.run(scenario())
     assert journal.rows == 300
     assert journal.commits < 10  # most appends shared a commit
-    assert len(Journal(data_dir).load_latest()) == 300
+    assert len(read_requests(data_dir)) == 300
 
 
 def test_group_commit_compacts_automatically_and_on_demand(data_dir):
@@ -165,7 +166,7 @@ def test_group_commit_compacts_automatically_and_on_demand(data_dir):
     assert journal.commits == 12
     assert journal.commits_since_compaction == 0
     assert len(parquet_files(table_path(data_dir, "ib_requests"))) == 1
-    assert Journal(data_dir).load_latest()[0].attempts == 11
+    assert read_requests(data_dir)[0].attempts == 11
 
 
 def test_compactions_beside_appends_lose_no_state(data_dir):
@@ -192,14 +193,14 @@ def test_compactions_beside_appends_lose_no_state(data_dir):
     assert len(reports) >= 2  # compactions really ran beside the appends
     expected = {r.request_id: max(k for k in range(121) if k % 10 == i // 5 and k) for i, r
                 in enumerate(requests)}
-    latest = {r.request_id: r.attempts for r in Journal(data_dir).load_latest()}
+    latest = {r.request_id: r.attempts for r in read_requests(data_dir)}
     assert latest == expected
     frame = read_table("ib_requests", data_dir=data_dir)
     assert frame.height == 50 and dict(zip(frame["request_id"], frame["attempts"],
                                            strict=True)) == expected
     journal.compact()
     assert len(parquet_files(table_path(data_dir, "ib_requests"))) == 1
-    assert Journal(data_dir).load_latest() != []
+    assert read_requests(data_dir) != []
 
 
 def test_failed_commit_fails_the_batch_and_not_the_writer(data_dir, monkeypatch):
@@ -222,7 +223,7 @@ def test_failed_commit_fails_the_batch_and_not_the_writer(data_dir, monkeypatch)
         await committer.append([sample("NQ")])
 
     asyncio.run(scenario())
-    assert [r.symbol for r in Journal(data_dir).load_latest()] == ["NQ"]
+    assert [r.symbol for r in read_requests(data_dir)] == ["NQ"]
 
 
 def test_read_table_retries_a_read_that_raced_a_vacuum(data_dir, monkeypatch):

@@ -41,7 +41,11 @@ class RequestQueue:
     def __init__(self, data_dir: str, config: QueueConfig | None = None) -> None:
         self.config = config or QueueConfig()
         self.data_dir = data_dir
-        journal = Journal(data_dir, commit_retries=self.config.commit_retries)
+        journal = Journal(
+            data_dir,
+            commit_retries=self.config.commit_retries,
+            lock_timeout=self.config.journal_lock_timeout_seconds,
+        )
         self.core = QueueCore(self.config)
         self.core.restore(journal.load_latest())
         # A restored backlog is large and long-lived: keep the collector from rescanning it
@@ -279,6 +283,10 @@ class RequestQueue:
 
     async def ping(self) -> str:
         return "pong"
+
+    def close(self) -> None:
+        """Stop journaling and release the journal's writer lock (a stopped queue)."""
+        self.committer.journal.close()
 
     # ------------------------------------------------------------------ internals
 

@@ -17,8 +17,10 @@ from v6ray.storage.schemas import table_path, table_spec
 
 # A reader can load a table version whose files a compaction has just vacuumed (the queue
 # vacuums with zero retention), or whose log entries its cleanup has just removed (delta-rs
-# then raises DeltaError "File not found: .../_delta_log/...json", not an OSError): such a
-# read is retried against the newer version.
+# then raises DeltaError "File not found: .../_delta_log/...json", not an OSError); and a
+# listing of the log taken while a writer adds entries can miss one (DeltaError "Expected
+# contiguous commit files, but found gap"; directories are not listed in name order). Such
+# a read is retried against a fresh listing.
 READ_ATTEMPTS = 5
 T = TypeVar("T")
 
