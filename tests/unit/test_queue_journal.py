@@ -13,7 +13,7 @@ import pytest
 from deltalake import DeltaTable
 
 from v6ray import read_table
-from v6ray.errors import StorageError, UnknownTable
+from v6ray.errors import SchemaMismatch, StorageError, TableLocked, UnknownTable
 from v6ray.model import Status, new_request
 from v6ray.queue.group_commit import GroupCommitter
 from v6ray.queue.journal import Journal, read_requests, requests_to_arrow
@@ -267,3 +267,52 @@ def test_group_commits_are_spaced_by_min_interval_but_an_idle_one_starts_at_once
     asyncio.run(scenario())
     assert journal.commits == 2 and journal.rows == 4
     assert starts[1] - starts[0] >= 0.29
+
+
+def test_one_writer_at_a_time_and_close_hands_the_table_over(data_dir):
+    journal = Journal(data_dir)
+    journal.append([sample("ES")])
+    with pytest.raises(TableLocked, match=f"pid {os.getpid()}"):
+        Journal(data_dir, lock_timeout=0.2)
+    journal.close()
+    with pytest.raises(StorageError, match="closed"):
+        journal.append([sample("NQ")])
+    successor = Journal(data_dir, lock_timeout=0.2)
+    successor.append([sample("NQ")])
+    assert sorted(r.symbol for r in successor.load_latest()) == ["ES", "NQ"]
+    assert journal.lookup(successor.load_latest()[0].request_id) is not None  # reads go on
+
+
+def test_open_removes_what_a_crashed_writer_left_and_spares_what_a_live_one_writes(data_dir):
+    journal = Journal(data_dir)
+    journal.append([sample("ES")])
+    journal.close()
+    path = table_path(data_dir, "ib_requests")
+    old, young = ("part-00000-crashed-c000.snappy.parquet",
+                  os.path.join("_delta_log", ".v6ray-00ff.json.tmp")), \
+        ("part-00000-inflight-c000.snappy.parquet",)
+    for name in (*old, *young):
+        with open(os.path.join(path, name), "wb") as sink:
+            sink.write(b"x")
+    for name in old:
+        os.utime(os.path.join(path, name), (time.time() - 7200, time.time() - 7200))
+    reopened = Journal(data_dir)
+    assert not any(os.path.exists(os.path.join(path, name)) for name in old)
+    assert os.path.exists(os.path.join(path, young[0]))
+    assert [r.symbol for r in reopened.load_latest()] == ["ES"]
+
+
+def test_rows_that_do_not_fit_fail_at_once_and_are_not_retried(data_dir, monkeypatch):
+    journal = Journal(data_dir, commit_retries=5)
+    calls = []
+    real = journal._appender.append
+
+    def counting(data):
+        calls.append(1)
+        return real(data.drop_columns(["lease_owner"]))
+
+    monkeypatch.setattr(journal._appender, "append", counting)
+    with pytest.raises(SchemaMismatch, match="'lease_owner' is missing"):
+        journal.append([sample("ES")])
+    assert calls == [1]
+    assert read_requests(data_dir) == []

@@ -220,12 +220,18 @@ def schema_problems(table_schema: Schema, data: pa.Table | pa.Schema) -> list[st
     problems = [f"column {name!r} is missing" for name in wanted if name not in given]
     problems += [f"column {name!r} is not in the table" for name in given if name not in wanted]
     problems += [
-        f"column {name!r} is {given[name].type}, the table has {field.type}"
+        f"column {name!r} is {_type_name(given[name].type)}, the table has "
+        f"{_type_name(field.type)}"
         for name, field in wanted.items() if name in given and given[name].type != field.type
     ]
     if isinstance(data, pa.Table) and not problems:
         problems = _null_problems(table_schema, data)
     return problems
+
+
+def _type_name(delta_type: Any) -> str:
+    name = getattr(delta_type, "type", None)  # a primitive type: its Delta name
+    return name if isinstance(name, str) else str(delta_type)
 
 
 def _null_problems(table_schema: Schema, data: pa.Table) -> list[str]:
