@@ -203,7 +203,9 @@ def test_compactions_beside_appends_lose_no_state(data_dir):
     assert read_requests(data_dir) != []
 
 
-def test_failed_commit_fails_the_batch_and_not_the_writer(data_dir, monkeypatch):
+def test_failed_commit_fails_its_callers_and_its_states_go_into_the_next_commit(
+    data_dir, monkeypatch
+):
     journal = Journal(data_dir, commit_retries=0)
     committer = GroupCommitter(journal)
     real_append = journal._appender.append
@@ -220,10 +222,12 @@ def test_failed_commit_fails_the_batch_and_not_the_writer(data_dir, monkeypatch)
     async def scenario():
         with pytest.raises(StorageError, match="disk full"):
             await committer.append([sample("ES")])
-        await committer.append([sample("NQ")])
+        assert committer.stats()["failed_commits"] == 1
+        await committer.append([sample("NQ")])  # carries the failed commit's state first
 
     asyncio.run(scenario())
-    assert [r.symbol for r in read_requests(data_dir)] == ["NQ"]
+    assert calls == [1, 2]
+    assert [r.symbol for r in read_requests(data_dir)] == ["ES", "NQ"]
 
 
 def test_read_table_retries_a_read_that_raced_a_vacuum(data_dir, monkeypatch):
