@@ -287,3 +287,30 @@ def test_after_a_failed_commit_every_acknowledgement_waits_for_the_owed_states(
     latest = {r["symbol"]: r["status"] for r in
               read_table("ib_requests", data_dir=data_dir).iter_rows(named=True)}
     assert latest == {"ES": "SUCCESS", "NQ": "CANCELLED"}
+
+
+def test_submit_each_queues_nothing_when_checking_fails_unexpectedly(data_dir, monkeypatch):
+    """Callers of a failed shared call are told it failed: none of them may be queued."""
+    from v6ray.queue import actor
+
+    real = actor.request_from_submission
+
+    def breaks_on_the_second(item, **kwargs):
+        if item["symbol"] == "NQ":
+            raise RuntimeError("a checking bug")
+        return real(item, **kwargs)
+
+    monkeypatch.setattr(actor, "request_from_submission", breaks_on_the_second)
+
+    async def scenario():
+        queue = RequestQueue(data_dir)
+        items = [{"request_type": "futures_snapshot", "symbol": s} for s in ("ES", "NQ", "RTY")]
+        with pytest.raises(RuntimeError):
+            await queue.submit_each(items)
+        assert queue.core.live_requests() == []
+        outcomes = await queue.submit_each([items[0], {"request_type": "nope", "symbol": "X"}])
+        assert isinstance(outcomes[0], str) and isinstance(outcomes[1], InvalidRequest)
+        assert [r.symbol for r in queue.core.live_requests()] == ["ES"]
+
+    run(scenario())
+    assert read_table("ib_requests", data_dir=data_dir)["symbol"].to_list() == ["ES"]
