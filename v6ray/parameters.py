@@ -21,7 +21,8 @@ from typing import Any
 
 from v6ray import ib_limits
 from v6ray.errors import InvalidRequest
-from v6ray.model import RequestType, field_name, shown, utc_now
+from v6ray.model import RequestType, utc_now
+from v6ray.payload import field_name, shown
 
 MAX_DTE = 1100  # about three years: IB lists no listed option expiring later
 MAX_STRIKES_PER_SIDE = 50
