@@ -136,3 +136,26 @@ class NoTables(V6RayError, FileNotFoundError):
             f"({', '.join(TABLES)}) in {' and '.join(self.looked_in)}; give the data dir "
             "the service writes to (`v6ray up --data-dir`, V6RAY_DATA_DIR)"
         )
+
+
+class TableLocked(StorageError):
+    """Another process writes this table (it holds the table's writer lock)."""
+
+    def __init__(self, path: str, holder: str, waited: float) -> None:
+        V6RayError.__init__(self, path, holder, waited)
+        self.table = path
+        self.path = path
+        self.holder = holder
+        self.waited = waited
+        self.detail = f"held by {holder}"
+
+    def __str__(self) -> str:
+        return (
+            f"table {self.path!r} is being written by {self.holder} (waited "
+            f"{self.waited:.1f} s for its writer lock); only one queue may use a data dir: "
+            f"stop the other one, or wait for it to exit"
+        )
+
+
+class SchemaMismatch(StorageError):
+    """Rows to append do not fit the table's schema; nothing was committed."""

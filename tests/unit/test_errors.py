@@ -22,6 +22,8 @@ SAMPLES = {
     errors.GatewayUnavailable: lambda: errors.GatewayUnavailable("circuit open"),
     errors.StorageError: lambda: errors.StorageError("ib_requests", "disk full"),
     errors.NoTables: lambda: errors.NoTables("/data/typo", ("/data/typo", "/data/typo/sim")),
+    errors.TableLocked: lambda: errors.TableLocked("/data/ib_requests", "pid 7 on h", 30.0),
+    errors.SchemaMismatch: lambda: errors.SchemaMismatch("ib_requests", "seq: int32 != long"),
 }
 
 

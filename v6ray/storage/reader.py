@@ -10,6 +10,7 @@ from typing import TypeVar
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 
 from v6ray import constants
 from v6ray.config import Settings
@@ -18,7 +19,11 @@ from v6ray.storage import migrations
 from v6ray.storage.schemas import TABLES, table_path, table_spec
 
 # A reader can load a table version whose files a compaction has just vacuumed (the queue
-# vacuums with zero retention): such a read is retried against the newer version.
+# vacuums with zero retention), or whose log entries its cleanup has just removed (delta-rs
+# then raises DeltaError "File not found: .../_delta_log/...json", not an OSError); and a
+# listing of the log taken while a writer adds entries can miss one (DeltaError "Expected
+# contiguous commit files, but found gap"; directories are not listed in name order). Such
+# a read is retried against a fresh listing.
 READ_ATTEMPTS = 5
 T = TypeVar("T")
 
@@ -73,7 +78,7 @@ def retry_vacuum_race(read: Callable[[], T]) -> T:
     for attempt in range(READ_ATTEMPTS - 1):
         try:
             return read()
-        except OSError:
+        except (OSError, DeltaError):
             time.sleep(0.05 * (attempt + 1))
     return read()
 
