@@ -92,7 +92,7 @@ def test_read_table_gives_one_row_per_request(data_dir):
 
 
 def test_read_table_of_a_missing_or_unknown_table(data_dir, monkeypatch):
-    Journal(data_dir)  # a service's data dir: its journal exists, market_bars not yet
+    journal = Journal(data_dir)  # a service's data dir: its journal exists, market_bars not yet
     frame = read_table("market_bars", data_dir=data_dir)
     assert frame.height == 0
     assert frame.columns == TABLES["market_bars"].schema.names
@@ -100,7 +100,7 @@ def test_read_table_of_a_missing_or_unknown_table(data_dir, monkeypatch):
     with pytest.raises(UnknownTable):
         read_table("../etc/passwd", data_dir=data_dir)
     monkeypatch.setenv("V6RAY_DATA_DIR", data_dir)  # the default data dir comes from settings
-    Journal(data_dir).append([sample("ES")])
+    journal.append([sample("ES")])
     assert read_table("ib_requests").height == 1
 
 
