@@ -7,6 +7,8 @@ is the real RequestQueue with one claim answer the loop cannot handle (a stand-i
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import ray
 
@@ -74,3 +76,40 @@ def test_a_claim_loop_killed_by_an_error_is_restarted_and_the_work_completes(
         # What `v6ray status` prints, from the same stats a client gets.
         text = status.to_text(Client(h.queue, namespace=ray_namespace).stats())
         assert "claim loop restarted 1×, last error AttributeError" in text
+
+
+def test_a_gateway_whose_start_failed_starts_once_the_queue_is_there(ray_namespace, data_dir):
+    """Its first start gives up on a missing queue (after resolve_queue's 30 s); it says
+    so in its stats, keeps trying, and works once the queue exists."""
+    from v6ray.queue.actor import get_or_create_queue
+
+    with GatewayHarness(data_dir, ray_namespace, time_scale=0.01, start_gateway=False,
+                        queue_overrides=HARNESS_QUEUE) as h:
+        ray.kill(h.queue, no_restart=True)
+        wait_for(lambda: not named_actor_exists(QUEUE_ACTOR, ray_namespace), 30, "queue gone")
+        h.queue = None
+        h.start_gateway()
+        wait_for(lambda: "start failed" in (h.gateway_stats()["last_error"] or ""), 90,
+                 "the failed start in the gateway's stats")
+        assert h.gateway_stats()["tasks"] == {}
+        h.queue = get_or_create_queue(data_dir, QueueConfig(**HARNESS_QUEUE),
+                                      namespace=ray_namespace)
+        [final] = h.wait_all([h.submit("futures_snapshot", "ES")], timeout=90)
+        assert final.status is Status.SUCCESS
+        stats = h.gateway_stats()
+        assert stats["state"] == "connected" and stats["last_error"] is None
+
+
+def named_actor_exists(name: str, namespace: str) -> bool:
+    try:
+        ray.get_actor(name, namespace=namespace)
+    except ValueError:
+        return False
+    return True
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
