@@ -1,8 +1,10 @@
-"""The gateway's claim loop dies on an injected error: the supervisor restarts it, the work
-completes, and `v6ray status` says what happened.
+"""The gateway supervises itself: a claim loop killed by an injected error is restarted
+(the work completes, `v6ray status` says what happened), and a start that failed is tried
+again until it works.
 
 Real Ray, the real IBGateway actor, the simulator on an ephemeral loopback port; the queue
-is the real RequestQueue with one claim answer the loop cannot handle (a stand-in for a bug).
+is the real RequestQueue, in the first test with one claim answer the loop cannot handle
+(a stand-in for a bug).
 """
 
 from __future__ import annotations
