@@ -37,27 +37,46 @@ def connect(
     With ``address="auto"`` (and no ``RAY_ADDRESS``), the cluster `v6ray up` recorded in the
     data dir (``data_dir``, else ``V6RAY_DATA_DIR``, else ./v6ray-data) is joined, with the
     loopback and auth settings it was started with; otherwise Ray's own "auto" applies.
+    A host:port address (given, or in ``RAY_ADDRESS``) is checked first and joined as is.
     """
-    if not ray.is_initialized():
-        if address == "auto" and not os.environ.get("RAY_ADDRESS"):
-            state = _recorded_service(data_dir)
-            if state is not None:
-                cluster.connect(state.ray_address, namespace=namespace, auth_mode=state.auth_mode)
-        if not ray.is_initialized():
-            try:
-                ray.init(address=address, namespace=namespace, log_to_driver=False)
-            except ConnectionError as exc:
-                raise NotRunning(f"no Ray cluster at {address!r} ({exc})") from None
+    joined_here = not ray.is_initialized()
+    if joined_here:
+        _join(address, namespace, data_dir)
     try:
         handle = ray.get_actor(QUEUE_ACTOR, namespace=namespace)
     except ValueError:
+        if joined_here:  # not the service's cluster: let a later connect() look again
+            ray.shutdown()
         raise NotRunning(f"no {QUEUE_ACTOR} actor in Ray namespace {namespace!r}") from None
     return Client(handle, namespace=namespace)
 
 
-def _recorded_service(data_dir: str | None) -> ServiceState | None:
+def _join(address: str, namespace: str, data_dir: str | None) -> None:
+    target = (os.environ.get("RAY_ADDRESS") or address) if address == "auto" else address
     state = ServiceState.load(Settings.from_env(data_dir=data_dir).data_path)
-    return state if state is not None and state.cluster_alive() else None
+    if target == "auto" and state is not None and state.cluster_alive():
+        target = state.ray_address
+    if _is_host_port(target):
+        # Not ray.init(target): in a process that imported Ray without the single-machine
+        # switch, Ray rewrites 127.0.0.1 to the machine's routable IP and retries that for
+        # many minutes while the cluster listens on loopback only. cluster.connect keeps
+        # loopback, answers in seconds when nothing listens, and applies the auth mode
+        # `v6ray up` recorded for this address.
+        same = state is not None and state.ray_address == target
+        cluster.connect(target, namespace=namespace, auth_mode=state.auth_mode if same else None)
+        return
+    try:
+        ray.init(address=target, namespace=namespace, log_to_driver=False)
+    except ConnectionError as exc:
+        raise NotRunning(f"no Ray cluster at {target!r} ({exc})") from None
+
+
+def _is_host_port(address: str) -> bool:
+    try:
+        cluster.split_address(address)
+    except ValueError:
+        return False
+    return "://" not in address
 
 
 def original_error(exc: RayTaskError) -> BaseException:
