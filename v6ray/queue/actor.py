@@ -31,6 +31,7 @@ from v6ray.model import (
     request_from_submission,
     requests_from_submissions,
 )
+from v6ray.process_priority import run_at_normal_priority
 from v6ray.queue.config import QueueConfig
 from v6ray.queue.core import QueueCore
 from v6ray.queue.group_commit import GroupCommitter
@@ -47,6 +48,7 @@ class RequestQueue:
     """The one durable priority queue of every IB request (plain class; Ray-free to build)."""
 
     def __init__(self, data_dir: str, config: QueueConfig | None = None) -> None:
+        run_at_normal_priority("RequestQueue")  # every claim and submit waits on it
         self.config = config or QueueConfig()
         self.data_dir = data_dir
         journal = Journal(

@@ -33,6 +33,7 @@ from deltalake.exceptions import (
 
 from v6ray.backoff import backoff_delay
 from v6ray.errors import StorageError
+from v6ray.process_priority import run_at_normal_priority
 from v6ray.storage import migrations
 from v6ray.storage.schemas import conform, table_path, table_spec
 
@@ -123,4 +124,13 @@ def merge_rows(
 
 
 # Writers are I/O bound; a quarter CPU lets several run beside the actors on a small node.
-write_rows = ray.remote(num_cpus=0.25, max_retries=3, retry_exceptions=[StorageError])(merge_rows)
+def _merge_rows_task(data_dir: str, table: str, rows: pa.Table, **options: Any) -> dict[str, Any]:
+    # A request is final only once its rows are committed: a writer left at Ray's lowered
+    # CPU priority would hold the whole pipeline back on a busy machine.
+    run_at_normal_priority("writer task")
+    return merge_rows(data_dir, table, rows, **options)
+
+
+write_rows = ray.remote(num_cpus=0.25, max_retries=3, retry_exceptions=[StorageError])(
+    _merge_rows_task
+)
