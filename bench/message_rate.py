@@ -121,7 +121,7 @@ def phase(name: str, items: list[dict], busy: bool) -> dict:
         "rate": sustained_rate(samples),
         "violations": stats["violations"],
         "budget": pacer["messages_per_window"],
-        "interval": pacer["message_interval_seconds"],
+        "send_window": pacer["message_send_window_seconds"],
         "lateness": pacer["timer_lateness"],
         "unused": {k: v - unused_before[k] for k, v in pacer["unused_seconds"].items()},
         "span": samples[-1][0] - samples[0][0],
@@ -140,8 +140,8 @@ def main() -> None:
     results = [phase("idle", workload(args.chains, args.futures_rounds, 0), busy=False),
                phase("cpu-hog", workload(args.chains, args.futures_rounds, 1), busy=True)]
     first = results[0]
-    print(f"budget: {first['budget']} messages per 1 s at receipt, one write every "
-          f"{first['interval'] * 1000:.1f} ms (IB's limit {limit}/s); time scale 1")
+    print(f"budget: {first['budget']} messages per 1 s at receipt = {first['budget']} per "
+          f"{first['send_window']:.3f} s written (IB's limit {limit}/s); time scale 1")
     print(f"{'phase':<8} {'requests':>8} {'ok':>5} {'received':>8} {'sent':>6} "
           f"{'peak/1s':>7} {'peak/50':>7} {'rate/s':>7} {'rate/50':>7}  violations")
     for r in results:

@@ -16,15 +16,7 @@ from hypothesis import strategies as st
 
 from v6ray import ib_limits
 from v6ray.gateway.config import GatewayConfig
-from v6ray.gateway.pacing import (
-    HistoricalCall,
-    MessageSpacing,
-    Pacer,
-    PacingLimits,
-    SlidingWindow,
-    message_interval,
-    receipt_bound,
-)
+from v6ray.gateway.pacing import HistoricalCall, Pacer, PacingLimits, SlidingWindow, WireRate
 from v6ray.gateway.permits import PermitGate
 from v6ray.sim.limits import MessageRateLimiter, RateVerdict, ReceiptWindow
 
@@ -61,34 +53,35 @@ def test_production_budget_leaves_ten_percent_of_ibs_limit_and_states_its_margin
     limits = PacingLimits.from_config(GatewayConfig())
     assert limits.messages == 45 < ib_limits.MAX_MESSAGES_PER_SECOND
     assert limits.message_window == 1.0
-    slack = limits.receipt_jitter + limits.write_tolerance
-    assert slack == pytest.approx(0.025)
-    # 1.025 s / 44 intervals: ~42.9 messages/s sustained, >= 0.85 of IB's 50.
-    assert limits.message_interval == pytest.approx(1.025 / 44)
-    assert 1 / limits.message_interval >= 0.85 * ib_limits.MAX_MESSAGES_PER_SECOND
-    assert receipt_bound(limits.message_interval, 1.0, slack) == 45
+    assert limits.receipt_jitter == 0.025
+    # 45 writes per 1.025 s: ~43.9 messages/s sustained, >= 0.85 of IB's 50.
+    assert limits.message_send_window == pytest.approx(1.025)
+    assert limits.messages / limits.message_send_window >= 0.85 * 50
+    assert limits.message_min_gap == pytest.approx(1.025 / 45 / 2)
 
 
-def test_spacing_counts_from_the_actual_write_so_a_late_write_earns_no_burst():
-    spacing = MessageSpacing(0.1)
-    assert spacing.delay(0.0) == 0.0
-    spacing.record(0.0)
-    assert spacing.delay(0.05) == pytest.approx(0.05)
-    spacing.record(0.9)  # the loop was busy: written 0.8 s late
-    # A window-based limiter would now allow a catch-up burst; spacing allows one message.
-    assert spacing.delay(0.9) == pytest.approx(0.1)
-    spacing.record(0.5)  # a clock going backwards does not move the schedule earlier
-    assert spacing.delay(0.95) == pytest.approx(0.15)
+def test_writes_are_counted_when_they_happen_so_a_late_burst_earns_no_second_burst():
+    wire = WireRate(limit=3, window=1.0, min_gap=0.1)
+    for at in (0.0, 0.1, 0.2):
+        assert wire.delay(at) == 0.0
+        wire.record(at)
+    assert wire.delay(0.2) == pytest.approx(0.8, abs=1e-5)  # the window is full until 1.0
+    wire.record(1.5)  # the loop was busy: the next write left 0.5 s late ...
+    # ... the gap holds the one after it, the window the rest: no catch-up burst.
+    assert wire.delay(1.5) == pytest.approx(0.1)
+    wire.record(1.6)
+    wire.record(1.7)
+    assert wire.delay(1.7) == pytest.approx(0.8, abs=1e-5)  # three writes in (1.5, 1.7]: wait to 2.5
+    wire.record(1.0)  # a clock going backwards does not move the last write earlier
+    assert wire.delay(1.75) > 0
 
 
-def test_a_timer_late_within_the_tolerance_costs_no_throughput():
-    spacing = MessageSpacing(0.1, tolerance=0.02)
-    spacing.record(0.0)
-    assert spacing.delay(0.07) == pytest.approx(0.01)  # due at 0.1, allowed from 0.08
-    spacing.record(0.095)  # the timer aimed at 0.08 fired 15 ms late ...
-    assert spacing.delay(0.095) == pytest.approx(0.085)  # ... the next is still due at 0.2
-    spacing.record(0.5)  # far too late: the schedule restarts, nothing is made up
-    assert spacing.delay(0.5) == pytest.approx(0.08)
+def test_unused_budget_is_the_time_the_rules_allowed_a_write_nobody_made():
+    wire = WireRate(limit=10, window=1.0, min_gap=0.05)
+    assert wire.unused(5.0) == 0.0  # nothing written yet: nothing to measure from
+    wire.record(1.0)
+    assert wire.unused(1.03) == 0.0
+    assert wire.unused(1.25) == pytest.approx(0.2)
 
 
 def test_a_sender_side_window_breaks_ibs_rule_when_a_burst_leaves_late():
@@ -112,7 +105,7 @@ def test_a_sender_side_window_breaks_ibs_rule_when_a_burst_leaves_late():
         st.one_of(st.floats(0, 0.002), st.floats(0, 0.05), st.floats(0, 0.8)),
         min_size=60, max_size=400,
     ),
-    receipt_lags=st.lists(st.floats(0, 0.015), min_size=1, max_size=50),
+    receipt_lags=st.lists(st.floats(0, 0.025), min_size=1, max_size=50),
     base_latency=st.floats(0, 0.5),
 )
 def test_receipt_windows_never_exceed_the_budget_whatever_the_delays(
@@ -137,12 +130,18 @@ def test_receipt_windows_never_exceed_the_budget_whatever_the_delays(
 
 
 @settings(max_examples=100, deadline=None)
-@given(budget=st.integers(2, 49), jitter=st.floats(0, 0.2), window=st.floats(0.05, 2.0),
+@given(budget=st.integers(1, 49), jitter=st.floats(0, 0.2), window=st.floats(0.05, 2.0),
+       lateness=st.lists(st.floats(0, 0.5), min_size=1, max_size=30),
        lags=st.lists(st.floats(0, 1), min_size=1, max_size=30))
-def test_message_interval_solves_the_receipt_bound(budget, jitter, window, lags):
-    interval = message_interval(budget, window, jitter)
-    assert receipt_bound(interval, window, jitter) <= budget
-    sends = [i * interval for i in range(200)]
+def test_any_budget_holds_at_receipt_for_any_window_and_jitter(
+    budget, jitter, window, lateness, lags
+):
+    wire = WireRate(budget, window + jitter, (window + jitter) / budget / 2)
+    now, sends = 0.0, []
+    for i in range(200):
+        now += wire.delay(now) + lateness[i % len(lateness)] * (i % 3 == 0)
+        wire.record(now)
+        sends.append(now)
     receipts = receipts_of(sends, [lags[i % len(lags)] * jitter for i in range(200)])
     assert peak_at_receipt(receipts, window) <= budget
 
@@ -150,7 +149,7 @@ def test_message_interval_solves_the_receipt_bound(budget, jitter, window, lags)
 # --- the gate: every write, ours and ib_async's own, through one paced door ---------------
 def fast_gate(**changes) -> PermitGate:
     config = GatewayConfig(time_scale=0.01, message_window_floor=0.1, receipt_jitter=0.0,
-                           write_tolerance=0.0, **changes)
+                           **changes)
     return PermitGate(Pacer(PacingLimits.from_config(config)))
 
 
@@ -167,13 +166,13 @@ def test_unsolicited_writes_are_paced_and_go_before_waiting_requests():
             sender(gate, wire, f"cancel{i}")()
         requests = [gate.message(sender(gate, wire, f"req{i}")) for i in range(5)]
         await asyncio.wait_for(asyncio.gather(*requests), 5)
-        return wire, gate.pacer.limits.message_interval
+        return wire, gate.pacer.limits.message_min_gap
 
-    wire, interval = asyncio.run(scenario())
+    wire, gap = asyncio.run(scenario())
     assert [name for name, _ in wire] == [f"cancel{i}" for i in range(5)] + [
         f"req{i}" for i in range(5)]
     gaps = [b - a for (_, a), (_, b) in zip(wire, wire[1:], strict=False)]
-    assert min(gaps) >= interval * 0.99
+    assert min(gaps) >= gap * 0.99
 
 
 def test_higher_priority_requests_overtake_a_backlog_of_every_kind():
@@ -225,7 +224,7 @@ def test_a_closed_socket_drops_its_backlog():
         for i in range(4):
             gate.write(lambda i=i: wire.append(i))
         gate.drop_backlog()  # the connection closed before they left
-        await asyncio.sleep(gate.pacer.limits.message_interval * 6)
+        await asyncio.sleep(gate.pacer.limits.message_min_gap * 6)
         return wire
 
     assert asyncio.run(scenario()) == [0]

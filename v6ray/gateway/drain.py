@@ -75,6 +75,9 @@ class Drainer:
         self._claiming = True
         self._changed = asyncio.Event()
         self._loop_exited = asyncio.Event()
+        # A line or an open historical request given back can make room for a request the
+        # last claim turned down: look again then, not only when a whole request ends.
+        gate.on_release = self._changed.set
 
     # --- the loop -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -105,6 +108,7 @@ class Drainer:
             admission = self.pacer.admission(
                 self.reserved, len(self.in_flight), horizon=2 * self.config.idle_max
             ) if self.config.pacing else None
+            self._changed.clear()  # what changes from here on may fit the next claim
             try:
                 # An empty queue holds the call until work arrives (≤ idle_max): no polling
                 # delay between a submit and its claim.
@@ -117,7 +121,8 @@ class Drainer:
                 continue
             if not claimed:
                 if rejected:  # pacing turned the backlog down: look again when budgets move
-                    await self._wait_change(idle)
+                    await asyncio.sleep(self.config.idle_min)  # at most ~50 claims a second
+                    await self._wait_change(idle, since_claim=True)
                     idle = min(idle * 2, self.config.idle_max)
                 continue
             idle = self.config.idle_min
@@ -140,8 +145,11 @@ class Drainer:
             return
         self.counters["released"] += len(claimed)
 
-    async def _wait_change(self, seconds: float) -> None:
-        self._changed.clear()
+    async def _wait_change(self, seconds: float, *, since_claim: bool = False) -> None:
+        """Wait up to ``seconds`` for a change; ``since_claim``: a change since the last
+        claim was sent counts too (it is not cleared first)."""
+        if not since_claim:
+            self._changed.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), seconds)
 

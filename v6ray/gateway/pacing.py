@@ -8,7 +8,7 @@ Three questions are answered here, and they are different:
 * *May a request's resources be taken now?* (``historical_delay`` / ``line_delay``):
   sliding windows over send times, open-request and line counts.
 * *May the next message be written to the socket now?* (``wire_delay``): every message the
-  connection writes, ours and ib_async's own, is spaced evenly (``MessageSpacing``).
+  connection writes, ours and ib_async's own, is paced at the socket (``WireRate``).
 
 The async ``PermitGate`` (permits.py) waits for both and then writes.
 
@@ -107,51 +107,40 @@ class SlidingWindow:
                 return
 
 
-class MessageSpacing:
-    """The message-rate rule, kept at the socket: writes follow an even schedule, one every
-    ``interval`` seconds, counted from the *actual* writes (GCRA, the ATM cell-rate rule).
+class WireRate:
+    """The message-rate rule, kept at the socket and measured between *actual* writes: at
+    most ``limit`` writes in any ``window`` seconds, and at least ``min_gap`` between two.
 
-    Why a schedule and not "N per window": IB counts messages when it *receives* them
-    (error 100 "Max rate of messages per second has been exceeded"), and a sender whose
-    event loop was busy writes late. A sliding window at the sender lets a late burst be
-    followed by the next window's burst on time, and the receiver sees both in one second.
-    Here a write that leaves late may be made up by at most ``tolerance`` seconds (a timer
-    that fired a few ms late costs no throughput); anything later is lost, never caught up
-    in a burst. So any ``L`` seconds of writes hold at most ``floor((L + tolerance) /
-    interval) + 1`` messages, and a receiver that reads some of them up to
-    ``receipt_jitter`` later than their neighbours counts at most ``receipt_bound`` in any
-    window: the bound ``message_interval`` is solved for.
+    Why it holds at IB: IB counts messages when it *receives* them (error 100 "Max rate of
+    messages per second has been exceeded"). The window is IB's second plus the receipt
+    jitter we allow for (a message read up to that much later than the one before it), so
+    whatever IB counts in any one second was written within one of our windows: at most
+    ``limit``. Counting actual writes (not permits) is what makes it hold when the event
+    loop is busy: a burst that leaves late is recorded late, and the next writes wait for
+    it to leave the window. The gap keeps traffic smooth: a late timer is made up at up to
+    twice the average rate, never in a burst.
     """
 
-    def __init__(self, interval: float, tolerance: float = 0.0) -> None:
-        if not interval > 0 or tolerance < 0:
-            raise ValueError("a message schedule needs interval > 0 and tolerance >= 0")
-        self.interval = interval
-        self.tolerance = tolerance
-        self._next = -math.inf  # when the schedule's next write falls due
+    def __init__(self, limit: int, window: float, min_gap: float) -> None:
+        if min_gap < 0:
+            raise ValueError("min_gap must be >= 0")
+        self._window = SlidingWindow(limit, window)
+        self.min_gap = min_gap
+        self._last = -math.inf
+        self._free_at = -math.inf  # when the rules first allowed the next write
 
     def delay(self, now: float) -> float:
-        return max(0.0, self._next - self.tolerance - now)
-
-    def unused(self, now: float) -> float:
-        """Seconds the schedule has allowed a write without one being made (0.0 if none)."""
-        return max(0.0, now - (self._next - self.tolerance)) if math.isfinite(self._next) else 0.0
+        return max(0.0, self._last + self.min_gap - now, self._window.delay(now))
 
     def record(self, now: float) -> None:
-        self._next = max(self._next, now) + self.interval
+        now = max(now, self._last)  # a clock that went backwards must not reorder writes
+        self._last = now
+        self._window.record(now)
+        self._free_at = now + self.delay(now)
 
-
-def message_interval(budget: int, window: float, slack: float) -> float:
-    """Spacing that keeps any receipt window of ``window`` seconds at or under ``budget``
-    messages, given ``slack`` = receipt jitter + the schedule's write tolerance."""
-    if budget < 2:
-        raise ValueError("a message budget needs at least 2 messages per window")
-    return (window + slack) / (budget - 1)
-
-
-def receipt_bound(interval: float, window: float, slack: float) -> int:
-    """The most messages a receiver can count in ``window`` seconds (see MessageSpacing)."""
-    return math.floor((window + slack) / interval + _EPSILON) + 1
+    def unused(self, now: float) -> float:
+        """Seconds the rules have allowed a write without one being made (0.0 if none)."""
+        return max(0.0, now - self._free_at) if math.isfinite(self._free_at) else 0.0
 
 
 @dataclass(frozen=True)
@@ -187,9 +176,9 @@ class PacingLimits:
 
     messages: int  # the most IB may count in any message_window at receipt
     message_window: float
-    message_interval: float  # spacing between writes that guarantees ``messages``
+    message_send_window: float  # message_window + receipt_jitter: the window at our end
+    message_min_gap: float  # half the average spacing: catch-up at most twice the rate
     receipt_jitter: float
-    write_tolerance: float
     small_bar_requests: int
     small_bar_window: float
     identical_window: float
@@ -215,12 +204,10 @@ class PacingLimits:
         return cls(
             messages=config.messages_per_second,
             message_window=message_window,
-            message_interval=message_interval(
-                config.messages_per_second, message_window,
-                config.receipt_jitter + config.write_tolerance,
-            ),
+            message_send_window=message_window + config.receipt_jitter,
+            message_min_gap=(message_window + config.receipt_jitter)
+            / config.messages_per_second / 2,
             receipt_jitter=config.receipt_jitter,
-            write_tolerance=config.write_tolerance,
             small_bar_requests=ib_limits.HIST_SMALL_BAR_REQUESTS_PER_WINDOW,
             small_bar_window=scaled(ib_limits.HIST_SMALL_BAR_WINDOW_SECONDS),
             identical_window=scaled(ib_limits.HIST_IDENTICAL_WINDOW_SECONDS),
@@ -277,7 +264,7 @@ class Pacer:
 
     limits: PacingLimits
     clock: Clock = time.monotonic
-    _wire: MessageSpacing = field(init=False)
+    _wire: WireRate = field(init=False)
     _sent_window: SlidingWindow = field(init=False)  # our own view of sends, for stats
     _small: SlidingWindow = field(init=False)
     _large: SlidingWindow = field(init=False)
@@ -294,7 +281,7 @@ class Pacer:
 
     def __post_init__(self) -> None:
         lim = self.limits
-        self._wire = MessageSpacing(lim.message_interval, lim.write_tolerance)
+        self._wire = WireRate(lim.messages, lim.message_send_window, lim.message_min_gap)
         # Counts sends only (never refuses): a window as long as the receiver's.
         self._sent_window = SlidingWindow(1 << 30, lim.message_window)
         self._small = SlidingWindow(lim.small_bar_requests, lim.small_bar_window)
@@ -427,9 +414,9 @@ class Pacer:
         return {
             "messages_per_window": lim.messages,
             "message_window_seconds": round(lim.message_window, 6),
-            "message_interval_seconds": round(lim.message_interval, 6),
+            "message_send_window_seconds": round(lim.message_send_window, 6),
+            "message_min_gap_seconds": round(lim.message_min_gap, 6),
             "receipt_jitter_seconds": lim.receipt_jitter,
-            "write_tolerance_seconds": lim.write_tolerance,
             "messages_in_window": self._sent_window.used(now),
             "peak_messages_per_window": self.peak_messages_per_window,
             "messages_sent": self.messages_sent,

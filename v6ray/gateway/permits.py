@@ -58,6 +58,7 @@ class PermitGate:
         self._backlog: collections.deque[Callable[[], None]] = collections.deque()
         self._seq = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
+        self.on_release: Callable[[], None] = lambda: None  # a line or request given back
         # How late the pump's timers ran (s): a busy or CPU-starved event loop shows here
         # first, as lost throughput (a late write earns no catch-up), never as a breach.
         self._lateness: collections.deque[float] = collections.deque(maxlen=512)
@@ -106,6 +107,7 @@ class PermitGate:
         finally:
             self.pacer.historical_finished(call)
             self.pump()
+            self.on_release()
 
     @asynccontextmanager
     async def line(self, send: Callable[[], Any], *, priority: int = 2) -> AsyncIterator[Any]:
@@ -117,6 +119,7 @@ class PermitGate:
         finally:
             self.pacer.return_lines(1)
             self.pump()
+            self.on_release()
 
     async def _acquire(self, kind: str, item: Any, send: Callable[[], Any], priority: int) -> Any:
         if not self.enabled:
