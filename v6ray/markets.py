@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -65,6 +65,13 @@ def session_kind(sec_type: str) -> SessionKind | None:
     if sec_type in ("IND", "OPT"):
         return SessionKind.INDEX
     return None
+
+
+def session_seconds(kind: SessionKind, use_rth: bool) -> int:
+    """How long a full session of ``kind`` lasts (an early close only shortens it)."""
+    if use_rth or kind is SessionKind.INDEX:
+        return 23_400  # 09:30-16:00
+    return 82_800 if kind is SessionKind.FUTURE else 57_600  # 18:00-17:00, 04:00-20:00
 
 
 def _at(day: date, clock: time) -> int:
@@ -132,7 +139,3 @@ def load_calendars() -> None:
     """Build both exchange calendars now, so that no later request pays for it."""
     _exchange_days("XNYS")
     _exchange_days("CMES")
-
-
-def utc(stamp: int) -> datetime:
-    return datetime.fromtimestamp(stamp, UTC)
