@@ -26,7 +26,7 @@ A "D" duration selects the last N sessions before ``end``; the other units selec
 clock window before ``end`` (S = 1 s, W = 7 D, M = 30 D, Y = 365 D, as ``ib_limits``
 counts them) and every session overlapping it, whole. With ``holidays=False`` every weekday
 counts as a session: IB then skips a holiday and reaches one session further back, so
-chunks overlap (bars merge by key); they never leave a hole.
+chunks overlap (bars merge by key) and never leave a hole; a "N D" range is then N weekdays.
 """
 
 from __future__ import annotations
@@ -190,8 +190,8 @@ def chunk_spans(total: int, longest: int, bar: int) -> list[int]:
 def _overlapping(kind: SessionKind, use_rth: bool, holidays: bool, start: int,
                  stop: int) -> list[Session]:
     """Sessions with any part in [start, stop), newest first."""
-    first = _local_date(start) - timedelta(days=1)  # a futures session opens the day before
-    last = _local_date(stop)
+    # A futures session opens the evening before its trade date.
+    first, last = _local_date(start), _local_date(stop) + timedelta(days=1)
     found = markets.sessions_between(kind, use_rth, first, last, holidays=holidays)
     return [s for s in reversed(found) if s.end > start and s.start < stop]
 
