@@ -104,10 +104,12 @@ def _simulator_lines(simulator: Mapping[str, Any]) -> list[str]:
     connections = simulator.get("connections") or {}
     lines = simulator.get("market_data_lines") or {}
     violations = simulator.get("violations") or {}
+    messages = simulator.get("messages") or {}
     return [
         *title,
         f"  connections {_get(connections, 'active')} active · {_get(connections, 'total')} total"
-        f" · messages {_get(simulator.get('messages') or {}, 'total')}",
+        f" · messages {_get(messages, 'total')}"
+        f" · peak {_get(messages, 'peak_per_window')} in any {_get(messages, 'window_seconds')} s",
         f"  lines       {_get(lines, 'in_use')} in use · peak {_get(lines, 'peak')}"
         f" of {_get(lines, 'capacity')}",
         "  violations  " + (_flat(violations) if violations else "none"),

@@ -163,14 +163,14 @@ def test_text_status_shows_the_simulators_counters():
         "gateway": {},
         "simulator": {
             "connections": {"active": 1, "total": 2},
-            "messages": {"total": 153},
+            "messages": {"total": 153, "peak_per_window": 44, "window_seconds": 1.0},
             "market_data_lines": {"in_use": 3, "peak": 46, "capacity": 100},
             "violations": {"101": 2},
         },
     }
     text = status.to_text(stats, {"simulate": True})
     assert "simulator (SIMULATED IB Gateway)" in text
-    assert "connections 1 active · 2 total · messages 153" in text
+    assert "connections 1 active · 2 total · messages 153 · peak 44 in any 1 s" in text
     assert "peak 46 of 100" in text
     assert "violations  101=2" in text
     quiet = status.to_text({**stats, "simulator": {**stats["simulator"], "violations": {}}})

@@ -54,16 +54,6 @@ def test_sliding_window_weight_above_limit_fits_an_empty_window():
     assert window.delay(0.5) > 0
 
 
-def test_message_rate_is_capped_per_scaled_second():
-    pacer, clock = make_pacer(messages_per_second=40, time_scale=0.5)
-    for _ in range(40):
-        assert pacer.message_delay() == 0.0
-        pacer.take_messages()
-    assert pacer.message_delay() == pytest.approx(0.5, abs=1e-3)
-    clock.advance(0.51)
-    assert pacer.message_delay() == 0.0
-
-
 def test_small_bars_sixty_per_ten_minutes():
     pacer, clock = make_pacer()
     for i in range(60):

@@ -25,6 +25,7 @@ from v6ray.gateway.connection import STOPPED, STOPPING, Connection
 from v6ray.gateway.drain import Drainer, resolve_queue
 from v6ray.gateway.pacing import Pacer, PacingLimits
 from v6ray.gateway.permits import PermitGate
+from v6ray.process_priority import run_at_normal_priority
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class IBGateway:
         self._parts: tuple[Connection, Drainer] | None = None
         self._starting = False
         self._install_sigterm()
+        if actor_name:  # a deployed actor (not a plain object in a unit test)
+            run_at_normal_priority("IBGateway")
         self._self_start()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -108,9 +111,8 @@ class IBGateway:
         gate = PermitGate(pacer, enabled=cfg.pacing)
         holder: dict[str, Drainer] = {}
         connection = Connection(
-            cfg, breaker,
+            cfg, breaker, gate,
             on_pause=lambda reason: holder["d"].pause(reason) if "d" in holder else None,
-            on_connect_messages=pacer.take_messages,
         )
         queue = await asyncio.get_running_loop().run_in_executor(
             None, resolve_queue, self.queue_name, self.namespace
