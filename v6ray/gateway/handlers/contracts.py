@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from ib_async import ContFuture, Contract, Future, Index, Stock
 
-# Index symbols and their listing exchange at IB.
-INDEX_EXCHANGES = {"SPX": "CBOE", "NDX": "NASDAQ", "RUT": "RUSSELL", "VIX": "CBOE", "XSP": "CBOE"}
-# Equity-index future roots and their exchange.
-FUTURE_EXCHANGES = {"ES": "CME", "MES": "CME", "NQ": "CME", "MNQ": "CME", "RTY": "CME",
-                    "M2K": "CME", "YM": "CBOT", "MYM": "CBOT"}
-
-
-def default_sec_type(symbol: str) -> str:
-    if symbol in INDEX_EXCHANGES:
-        return "IND"
-    if symbol in FUTURE_EXCHANGES:
-        return "CONTFUT"
-    return "STK"
+# Which symbols are indices or futures (and where IB lists them) is in v6ray.markets: the
+# chunkers need it too, without ib_async.
+from v6ray.markets import FUTURE_EXCHANGES, INDEX_EXCHANGES, default_sec_type
 
 
 def underlying(
