@@ -202,8 +202,10 @@ def hard_max_seconds(bar_size: str) -> int | None:
 
 
 def session_bars(bar_size: str, session_seconds: int) -> int:
-    """At most how many bars one session of ``session_seconds`` holds (one more for a session
-    that does not start on the bar grid: 09:30-16:00 holds 7 hourly bars, 09:30 to 10:00 first)."""
+    """At most how many bars one session of ``session_seconds`` holds. Bars sit on the clock's
+    grid, so a session opening between two grid points starts (and may end) with a short bar
+    (09:30-16:00: 09:30-10:00, 10:00-11:00, ..., 15:00-16:00); one more bar than the session
+    spans whole is the bound."""
     return -(-session_seconds // bar_seconds(bar_size)) + 1
 
 

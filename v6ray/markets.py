@@ -21,6 +21,8 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from v6ray import ib_limits
+
 NEW_YORK = ZoneInfo("America/New_York")
 
 # The exchange calendars cover this span; outside it every weekday is a trading day.
@@ -70,7 +72,7 @@ def session_kind(sec_type: str) -> SessionKind | None:
 def session_seconds(kind: SessionKind, use_rth: bool) -> int:
     """How long a full session of ``kind`` lasts (an early close only shortens it)."""
     if use_rth or kind is SessionKind.INDEX:
-        return 23_400  # 09:30-16:00
+        return ib_limits.REGULAR_SESSION_SECONDS
     return 82_800 if kind is SessionKind.FUTURE else 57_600  # 18:00-17:00, 04:00-20:00
 
 
