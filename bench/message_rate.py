@@ -95,6 +95,7 @@ def phase(name: str, items: list[dict], busy: bool) -> dict:
             with cpu_load() if busy else nullcontext():
                 time.sleep(1.0 if busy else 0.0)  # let the load take the cores first
                 ids = h.submit_many(items)
+                unused_before = h.gateway_stats()["pacing"]["unused_seconds"]
                 samples: list[tuple[float, int]] = []
                 pending = True
                 while pending:
@@ -121,6 +122,9 @@ def phase(name: str, items: list[dict], busy: bool) -> dict:
         "violations": stats["violations"],
         "budget": pacer["messages_per_window"],
         "interval": pacer["message_interval_seconds"],
+        "lateness": pacer["timer_lateness"],
+        "unused": {k: v - unused_before[k] for k, v in pacer["unused_seconds"].items()},
+        "span": samples[-1][0] - samples[0][0],
     }
 
 
@@ -147,7 +151,10 @@ def main() -> None:
     for r in results:
         agree = "agree" if r["sent"] == r["received"] else "DIFFER"
         print(f"{r['name']}: pacer counted {r['sent']} sent, simulator {r['received']} received"
-              f" ({agree}); pacer's own peak {r['pacer_peak']}")
+              f" ({agree}); pacer's own peak {r['pacer_peak']}; pump timers late by "
+              f"{r['lateness']['p50_ms']} ms (p50) / {r['lateness']['p99_ms']} ms (p99); "
+              f"budget unused {r['unused']['nothing_ready']:.2f} s (nothing ready) + "
+              f"{r['unused']['timer_late']:.2f} s (timer late) of {r['span']:.1f} s")
     worst_peak = max(r["peak"] for r in results) / limit
     worst_rate = min(r["rate"] for r in results) / limit
     print(f"peak at receipt / 50: worst {worst_peak:.3f} (goal <= 0.9: "

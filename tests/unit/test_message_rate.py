@@ -61,11 +61,12 @@ def test_production_budget_leaves_ten_percent_of_ibs_limit_and_states_its_margin
     limits = PacingLimits.from_config(GatewayConfig())
     assert limits.messages == 45 < ib_limits.MAX_MESSAGES_PER_SECOND
     assert limits.message_window == 1.0
-    assert limits.receipt_jitter == 0.025
+    slack = limits.receipt_jitter + limits.write_tolerance
+    assert slack == pytest.approx(0.025)
     # 1.025 s / 44 intervals: ~42.9 messages/s sustained, >= 0.85 of IB's 50.
     assert limits.message_interval == pytest.approx(1.025 / 44)
     assert 1 / limits.message_interval >= 0.85 * ib_limits.MAX_MESSAGES_PER_SECOND
-    assert receipt_bound(limits.message_interval, 1.0, limits.receipt_jitter) == 45
+    assert receipt_bound(limits.message_interval, 1.0, slack) == 45
 
 
 def test_spacing_counts_from_the_actual_write_so_a_late_write_earns_no_burst():
@@ -76,8 +77,18 @@ def test_spacing_counts_from_the_actual_write_so_a_late_write_earns_no_burst():
     spacing.record(0.9)  # the loop was busy: written 0.8 s late
     # A window-based limiter would now allow a catch-up burst; spacing allows one message.
     assert spacing.delay(0.9) == pytest.approx(0.1)
-    spacing.record(0.5)  # a clock going backwards does not move the last write earlier
-    assert spacing.delay(0.95) == pytest.approx(0.05)
+    spacing.record(0.5)  # a clock going backwards does not move the schedule earlier
+    assert spacing.delay(0.95) == pytest.approx(0.15)
+
+
+def test_a_timer_late_within_the_tolerance_costs_no_throughput():
+    spacing = MessageSpacing(0.1, tolerance=0.02)
+    spacing.record(0.0)
+    assert spacing.delay(0.07) == pytest.approx(0.01)  # due at 0.1, allowed from 0.08
+    spacing.record(0.095)  # the timer aimed at 0.08 fired 15 ms late ...
+    assert spacing.delay(0.095) == pytest.approx(0.085)  # ... the next is still due at 0.2
+    spacing.record(0.5)  # far too late: the schedule restarts, nothing is made up
+    assert spacing.delay(0.5) == pytest.approx(0.08)
 
 
 def test_a_sender_side_window_breaks_ibs_rule_when_a_burst_leaves_late():
@@ -101,7 +112,7 @@ def test_a_sender_side_window_breaks_ibs_rule_when_a_burst_leaves_late():
         st.one_of(st.floats(0, 0.002), st.floats(0, 0.05), st.floats(0, 0.8)),
         min_size=60, max_size=400,
     ),
-    receipt_lags=st.lists(st.floats(0, 0.025), min_size=1, max_size=50),
+    receipt_lags=st.lists(st.floats(0, 0.015), min_size=1, max_size=50),
     base_latency=st.floats(0, 0.5),
 )
 def test_receipt_windows_never_exceed_the_budget_whatever_the_delays(
@@ -139,7 +150,7 @@ def test_message_interval_solves_the_receipt_bound(budget, jitter, window, lags)
 # --- the gate: every write, ours and ib_async's own, through one paced door ---------------
 def fast_gate(**changes) -> PermitGate:
     config = GatewayConfig(time_scale=0.01, message_window_floor=0.1, receipt_jitter=0.0,
-                           **changes)
+                           write_tolerance=0.0, **changes)
     return PermitGate(Pacer(PacingLimits.from_config(config)))
 
 
@@ -218,3 +229,27 @@ def test_a_closed_socket_drops_its_backlog():
         return wire
 
     assert asyncio.run(scenario()) == [0]
+
+
+# --- failures of a batch of snapshots read as one error ----------------------------------
+def test_snapshot_failures_become_one_readable_error():
+    from ib_async import Option
+
+    from v6ray.errors import GatewayUnavailable, IBRequestError
+    from v6ray.gateway.handlers.base import snapshot_failure
+    from v6ray.gateway.handlers.option_chain import describe_option
+
+    call_ = Option("SPY", "20270115", 450.0, "C", "SMART")
+    put = Option("SPY", "20270115", 440.0, "P", "SMART")
+    denied = IBRequestError(354, "Requested market data is not subscribed.", retryable=False)
+    late = IBRequestError(-1, "SPY 20270115 440 P option: no answer within 20 s",
+                          retryable=True)
+    error = snapshot_failure([(call_, denied), (put, late)], 40, describe_option)
+    assert isinstance(error, IBRequestError) and not isinstance(error, BaseExceptionGroup)
+    assert str(error) == ("IB error 354: SPY 20270115 450 C option: Requested market data is "
+                          "not subscribed.; 1 more of 40 failed")
+    assert error.retryable  # a timeout among them: another attempt may get through
+    alone = snapshot_failure([(put, late)], 40, describe_option)
+    assert str(alone) == "IB error -1: SPY 20270115 440 P option: no answer within 20 s"
+    lost = GatewayUnavailable("connection lost")
+    assert snapshot_failure([(call_, denied), (put, lost)], 40, describe_option) is lost

@@ -203,7 +203,10 @@ class IBGateway:
             circuit=str(self._breaker.state),
             in_flight=len(drainer.in_flight),
             lines_in_use=budgets["lines_in_use"],
-            pacing={**budgets, "waiting": self._gate.waiting()},
+            pacing={**budgets, "waiting": self._gate.waiting(),
+                    "timer_lateness": self._gate.timer_lateness(),
+                    "unused_seconds": {k: round(v, 3)
+                                       for k, v in self._gate.unused_seconds.items()}},
             ib_errors={str(code): n for code, n in sorted(connection.ib_errors.items())},
             last_error=connection.last_error or drainer.last_error,
             paused=connection.paused,

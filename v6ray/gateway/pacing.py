@@ -108,45 +108,50 @@ class SlidingWindow:
 
 
 class MessageSpacing:
-    """The message-rate rule, kept at the socket: consecutive writes at least ``interval``
-    seconds apart, measured between the *actual* writes.
+    """The message-rate rule, kept at the socket: writes follow an even schedule, one every
+    ``interval`` seconds, counted from the *actual* writes (GCRA, the ATM cell-rate rule).
 
-    Why even spacing and not "N per window": IB counts messages when it *receives* them
+    Why a schedule and not "N per window": IB counts messages when it *receives* them
     (error 100 "Max rate of messages per second has been exceeded"), and a sender whose
     event loop was busy writes late. A sliding window at the sender lets a late burst be
     followed by the next window's burst on time, and the receiver sees both in one second.
-    Spaced writes cannot bunch at the sender; at the receiver, a message read up to
-    ``receipt_jitter`` seconds later than its neighbours can only bring the next few
-    forward, so any receipt window of ``W`` seconds holds at most
-    ``floor((W + jitter) / interval) + 1`` messages (``receipt_bound``), the budget
-    ``message_interval`` is solved for. A late write never earns a catch-up burst: the next
-    slot is counted from when the write really happened.
+    Here a write that leaves late may be made up by at most ``tolerance`` seconds (a timer
+    that fired a few ms late costs no throughput); anything later is lost, never caught up
+    in a burst. So any ``L`` seconds of writes hold at most ``floor((L + tolerance) /
+    interval) + 1`` messages, and a receiver that reads some of them up to
+    ``receipt_jitter`` later than their neighbours counts at most ``receipt_bound`` in any
+    window: the bound ``message_interval`` is solved for.
     """
 
-    def __init__(self, interval: float) -> None:
-        if not interval > 0:
-            raise ValueError("a message interval must be > 0")
+    def __init__(self, interval: float, tolerance: float = 0.0) -> None:
+        if not interval > 0 or tolerance < 0:
+            raise ValueError("a message schedule needs interval > 0 and tolerance >= 0")
         self.interval = interval
-        self._last = -math.inf
+        self.tolerance = tolerance
+        self._next = -math.inf  # when the schedule's next write falls due
 
     def delay(self, now: float) -> float:
-        return max(0.0, self._last + self.interval - now)
+        return max(0.0, self._next - self.tolerance - now)
+
+    def unused(self, now: float) -> float:
+        """Seconds the schedule has allowed a write without one being made (0.0 if none)."""
+        return max(0.0, now - (self._next - self.tolerance)) if math.isfinite(self._next) else 0.0
 
     def record(self, now: float) -> None:
-        self._last = max(now, self._last)  # a clock that went backwards gains nothing
+        self._next = max(self._next, now) + self.interval
 
 
-def message_interval(budget: int, window: float, receipt_jitter: float) -> float:
+def message_interval(budget: int, window: float, slack: float) -> float:
     """Spacing that keeps any receipt window of ``window`` seconds at or under ``budget``
-    messages when receipt times vary by up to ``receipt_jitter`` seconds."""
+    messages, given ``slack`` = receipt jitter + the schedule's write tolerance."""
     if budget < 2:
         raise ValueError("a message budget needs at least 2 messages per window")
-    return (window + receipt_jitter) / (budget - 1)
+    return (window + slack) / (budget - 1)
 
 
-def receipt_bound(interval: float, window: float, receipt_jitter: float) -> int:
+def receipt_bound(interval: float, window: float, slack: float) -> int:
     """The most messages a receiver can count in ``window`` seconds (see MessageSpacing)."""
-    return math.floor((window + receipt_jitter) / interval + _EPSILON) + 1
+    return math.floor((window + slack) / interval + _EPSILON) + 1
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,7 @@ class PacingLimits:
     message_window: float
     message_interval: float  # spacing between writes that guarantees ``messages``
     receipt_jitter: float
+    write_tolerance: float
     small_bar_requests: int
     small_bar_window: float
     identical_window: float
@@ -210,9 +216,11 @@ class PacingLimits:
             messages=config.messages_per_second,
             message_window=message_window,
             message_interval=message_interval(
-                config.messages_per_second, message_window, config.receipt_jitter
+                config.messages_per_second, message_window,
+                config.receipt_jitter + config.write_tolerance,
             ),
             receipt_jitter=config.receipt_jitter,
+            write_tolerance=config.write_tolerance,
             small_bar_requests=ib_limits.HIST_SMALL_BAR_REQUESTS_PER_WINDOW,
             small_bar_window=scaled(ib_limits.HIST_SMALL_BAR_WINDOW_SECONDS),
             identical_window=scaled(ib_limits.HIST_IDENTICAL_WINDOW_SECONDS),
@@ -286,7 +294,7 @@ class Pacer:
 
     def __post_init__(self) -> None:
         lim = self.limits
-        self._wire = MessageSpacing(lim.message_interval)
+        self._wire = MessageSpacing(lim.message_interval, lim.write_tolerance)
         # Counts sends only (never refuses): a window as long as the receiver's.
         self._sent_window = SlidingWindow(1 << 30, lim.message_window)
         self._small = SlidingWindow(lim.small_bar_requests, lim.small_bar_window)
@@ -296,6 +304,10 @@ class Pacer:
     def wire_delay(self) -> float:
         """Seconds until the next message may be written (0.0 = now)."""
         return self._wire.delay(self.clock())
+
+    def wire_unused(self) -> float:
+        """Seconds the socket has been free to take a message that nobody wrote."""
+        return self._wire.unused(self.clock())
 
     def message_written(self) -> None:
         """A message was just written to the socket (ours or ib_async's own)."""
@@ -417,6 +429,7 @@ class Pacer:
             "message_window_seconds": round(lim.message_window, 6),
             "message_interval_seconds": round(lim.message_interval, 6),
             "receipt_jitter_seconds": lim.receipt_jitter,
+            "write_tolerance_seconds": lim.write_tolerance,
             "messages_in_window": self._sent_window.used(now),
             "peak_messages_per_window": self.peak_messages_per_window,
             "messages_sent": self.messages_sent,

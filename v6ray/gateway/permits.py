@@ -58,6 +58,14 @@ class PermitGate:
         self._backlog: collections.deque[Callable[[], None]] = collections.deque()
         self._seq = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
+        # How late the pump's timers ran (s): a busy or CPU-starved event loop shows here
+        # first, as lost throughput (a late write earns no catch-up), never as a breach.
+        self._lateness: collections.deque[float] = collections.deque(maxlen=512)
+        # Seconds the socket could have taken a message but none left, split by why:
+        # nothing was ready to send (the workload), or the pump's timer ran late (a busy
+        # or CPU-starved event loop). Together: the budget left unused.
+        self.unused_seconds = {"nothing_ready": 0.0, "timer_late": 0.0}
+        self._in_timer = False
 
     # --- the socket -------------------------------------------------------------------
     def write(self, put: Callable[[], None]) -> None:
@@ -74,6 +82,9 @@ class PermitGate:
         self._backlog.clear()
 
     def _put(self, put: Callable[[], None]) -> None:
+        unused = self.pacer.wire_unused()
+        if unused > 0:
+            self.unused_seconds["timer_late" if self._in_timer else "nothing_ready"] += unused
         put()
         self.pacer.message_written()
 
@@ -208,9 +219,29 @@ class PermitGate:
             if self._timer.when() <= when:
                 return
             self._timer.cancel()
-        self._timer = loop.call_at(when, self.pump)
+        self._timer = loop.call_at(when, self._on_timer, when)
+
+    def _on_timer(self, when: float) -> None:
+        self._lateness.append(max(0.0, asyncio.get_running_loop().time() - when))
+        self._timer = None
+        self._in_timer = True
+        try:
+            self.pump()
+        finally:
+            self._in_timer = False
 
     # --- views and teardown -----------------------------------------------------------
+    def timer_lateness(self) -> dict[str, float]:
+        """Milliseconds the pump's recent timers ran late: median, 99th percentile, max."""
+        late = sorted(self._lateness)
+        if not late:
+            return {"p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
+        return {
+            "p50_ms": round(late[len(late) // 2] * 1000, 2),
+            "p99_ms": round(late[min(len(late) - 1, int(len(late) * 0.99))] * 1000, 2),
+            "max_ms": round(late[-1] * 1000, 2),
+        }
+
     def waiting(self) -> dict[str, int]:
         counts = collections.Counter(waiter.kind for waiter in self._waiters)
         return {

@@ -131,9 +131,9 @@ class ClientSession:
             counters.user_errors[user_error] += 1
         self.send(m.error(req_id, code, text))
 
-    def take_injected(self, req_id: int, kind: str, symbol: str) -> bool:
+    def take_injected(self, req_id: int, kind: str, symbol: str, sec_type: str = "") -> bool:
         """Answer with an injected error if one targets this request; True if it did."""
-        injected = self.sim.faults.take(kind, symbol)
+        injected = self.sim.faults.take(kind, symbol, sec_type)
         if injected is None:
             return False
         self.sim.counters.injected_errors[kind] += 1
