@@ -51,6 +51,7 @@ DURATION_ERRORS = {
         321, f"{_INVALID}Historical data requests for durations longer than 365 days must be "
         "made in years.", "hist_invalid_duration"),
 }
+_LARGE_GRID = 100_000  # clock bars in a request beyond which its grid is laid out off the loop
 _END_RE = re.compile(r"^(\d{8})(?:([ -])(\d{2}:\d{2}:\d{2}))?(?:\s+(\S+))?$")
 
 
@@ -242,7 +243,12 @@ def answer_latency(config: SimConfig, bar_size: str, bars: int) -> float:
 
 async def _answer(session, req_id, instrument, bar_size, duration, end, use_rth, what,
                   format_date) -> None:
-    intervals = bar_intervals(instrument, bar_size, duration, end, use_rth)
+    if duration.seconds // ib_limits.bar_seconds(bar_size) > _LARGE_GRID:
+        # Laying out years of minute bars takes a while: not on the loop that reads messages.
+        intervals = await asyncio.to_thread(bar_intervals, instrument, bar_size, duration, end,
+                                            use_rth)
+    else:
+        intervals = bar_intervals(instrument, bar_size, duration, end, use_rth)
     # Wait first: a client that gives up on a huge request (and cancels it) does not make
     # the simulator compute its bars.
     if not await session.wait_for_answer(answer_latency(session.sim.config, bar_size,
