@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import ray
@@ -19,7 +19,7 @@ from v6ray.cli_state import ServiceState
 from v6ray.config import Settings
 from v6ray.constants import GATEWAY_ACTOR, NAMESPACE, QUEUE_ACTOR
 from v6ray.errors import NotRunning, RequestTimeout
-from v6ray.model import IBRequest, Priority
+from v6ray.model import IBRequest, Priority, new_request, requests_from_submissions
 from v6ray.submit_coalescer import SubmitCoalescer
 
 # One actor-side wait lasts at most this long, so a long wait spans queue restarts.
@@ -99,18 +99,24 @@ class Client:
 
         Thread-safe: submits made at the same time from several threads go to the queue
         together (see ``v6ray.submit_coalescer``); each still gets its own id or error.
+        The submission is checked here first, so a bad one fails only its own caller and
+        never reaches the shared call (the queue checks it again); what is sent holds plain
+        values only, which Ray can always ship.
         """
-        return self._submits.submit({
-            "request_type": request_type,
-            "symbol": symbol,
-            "priority": priority,
-            "parameters": parameters,
-            "result_table": result_table,
-        })
+        request = new_request(
+            request_type, symbol, priority=priority, parameters=parameters,
+            result_table=result_table,
+        )
+        return self._submits.submit(request.as_submission())
 
     def submit_many(self, items: Sequence[dict[str, Any]]) -> list[str]:
-        """Queue many requests at once, all or nothing; ids in the order of ``items``."""
-        return self._call("submit_many", list(items))
+        """Queue many requests at once, all or nothing; ids in the order of ``items``.
+
+        At most ``v6ray.model.MAX_SUBMIT_MANY`` items per call; ``InvalidRequest`` naming
+        the first bad item (``items[3].symbol``), checked here before anything is sent.
+        """
+        requests = requests_from_submissions(_as_list(items))
+        return self._call("submit_many", [request.as_submission() for request in requests])
 
     def get(self, request_id: str) -> IBRequest | None:
         return self._call("get", request_id)
@@ -147,3 +153,10 @@ class Client:
             return {"state": "error", "error": str(original_error(exc))}
         except (RayActorError, GetTimeoutError) as exc:
             return {"state": "unreachable", "error": str(exc)}
+
+
+def _as_list(items: Any) -> Any:
+    """Any iterable of items as a list; anything else as is (for the error it gets)."""
+    if isinstance(items, Iterable) and not isinstance(items, str | bytes | Mapping):
+        return list(items)
+    return items

@@ -1,4 +1,4 @@
-"""When an instrument trades: the sessions IB serves bars for, and which kind a symbol is (pure).
+"""When an instrument trades: the sessions IB serves bars for, by kind of instrument (pure).
 
 - Stocks and ETFs (``EQUITY``): regular hours 09:30-16:00 ET, extended 04:00-20:00 (useRTH=0).
 - Indices and options (``INDEX``): 09:30-16:00 ET whatever useRTH says.
@@ -29,13 +29,6 @@ NEW_YORK = ZoneInfo("America/New_York")
 _CALENDAR_FIRST = date(2000, 1, 1)
 _CALENDAR_LAST = date(2035, 12, 31)
 
-# Symbols that are not stocks, and where IB lists them. The gateway builds IB contracts
-# from these; chunkers use them to pick a symbol's trading hours.
-INDEX_EXCHANGES = {"SPX": "CBOE", "NDX": "NASDAQ", "RUT": "RUSSELL", "VIX": "CBOE", "XSP": "CBOE"}
-FUTURE_EXCHANGES = {"ES": "CME", "MES": "CME", "NQ": "CME", "MNQ": "CME", "RTY": "CME",
-                    "M2K": "CME", "YM": "CBOT", "MYM": "CBOT"}
-
-
 class SessionKind(StrEnum):
     EQUITY = "equity"  # stocks, ETFs: extended hours outside RTH
     INDEX = "index"  # indices and options: regular hours only
@@ -49,17 +42,9 @@ class Session:
     end: int  # epoch seconds, exclusive
 
 
-def default_sec_type(symbol: str) -> str:
-    """IB's secType for a v6ray symbol when the request does not say."""
-    if symbol in INDEX_EXCHANGES:
-        return "IND"
-    if symbol in FUTURE_EXCHANGES:
-        return "CONTFUT"
-    return "STK"
-
-
 def session_kind(sec_type: str) -> SessionKind | None:
-    """The trading hours of a secType; None for one whose hours are not modelled (CASH)."""
+    """The trading hours of a secType (``instruments.default_sec_type`` guesses one from a
+    symbol); None for one whose hours are not modelled (CASH)."""
     if sec_type in ("FUT", "CONTFUT"):
         return SessionKind.FUTURE
     if sec_type == "STK":

@@ -210,8 +210,9 @@ def test_admission_counts_reserved_and_in_flight():
 
 
 def test_cost_of_long_small_bar_backfill_is_capped():
+    ten_chunks = f"{10 * ib_limits.max_duration_seconds('5 secs')} S"
     long = new_request("market_bars", "SPY", parameters={"bar_size": "5 secs",
-                       "duration": "10 D"})
+                       "duration": ten_chunks})
     assert request_cost(long).small_bar == 4
     chain = new_request("option_chain", "SPY", parameters={"strikes": 10})
     assert request_cost(chain).lines == 41

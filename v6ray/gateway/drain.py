@@ -180,6 +180,10 @@ class Drainer:
             # Not the request's fault: IB went away or we are stopping. Our own task, so
             # the cancellation ends here once the lease is given back.
             await self._release(rid, exc)
+        except ib_errors.NoData as answer:  # IB had no data for it: SUCCESS, 0 rows, a note
+            self.breaker.record_success()
+            await self.outcomes.complete(rid, answer.result_data)
+            self.counters["completed"] += 1
         except IBRequestError as exc:
             if exc.code == ib_errors.CODE_TIMEOUT:
                 self.breaker.record_failure()

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from v6ray import ib_limits, markets
+from v6ray import ib_limits, instruments
 from v6ray.errors import InvalidRequest
 from v6ray.model import Priority
 from v6ray.scripts.chunking import chunk_range
@@ -52,7 +52,7 @@ def history_requests(
     plans: dict[str, list[tuple[str, str]]] = {}
     items = []
     for symbol in dict.fromkeys(s.strip().upper() for s in symbols):
-        sec_type = markets.default_sec_type(symbol)
+        sec_type = instruments.default_sec_type(symbol)
         if sec_type not in plans:
             try:
                 plans[sec_type] = chunk_range(end, duration, bar_size, use_rth=use_rth,
