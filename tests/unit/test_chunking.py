@@ -216,6 +216,11 @@ def test_the_gateway_counts_weekdays_so_holidays_only_overlap():
     now = datetime(2025, 3, 5, 15, 0, 0, 123_000, tzinfo=UTC)
     end = planning.parse_end(None, now)
     assert planning.bar_chunks("2 W", "1 min", end)[0].end == end == now.replace(microsecond=0)
+    # A window with no session of ours is still asked of IB (it may know better), plainly.
+    sunday = datetime(2025, 3, 9, 18, tzinfo=UTC)
+    assert planning.bar_chunks("3600 S", "1 min", sunday) == [bar_chunks.Chunk(sunday, "3600 S")]
+    assert [c.duration for c in planning.bar_chunks("100000 S", "1 min", sunday)] == [
+        "86400 S", "13600 S"]
 
 
 @settings(max_examples=150, deadline=None)

@@ -13,15 +13,18 @@ from v6ray.bar_chunks import Chunk, plan
 
 
 def bar_chunks(duration: str, bar_size: str, end: datetime, *, use_rth: bool = True,
-                   sec_type: str = "STK") -> list[Chunk]:
+               sec_type: str = "STK") -> list[Chunk]:
     """Split ``duration`` ending at ``end`` into the requests IB serves reliably, newest
     first (``v6ray.bar_chunks.plan``, the rule ``load-history`` uses too).
 
     Weekdays stand in for trading days: loading an exchange calendar takes seconds, and a
-    holiday counted as a session only makes two chunks overlap.
+    holiday counted as a session only makes two chunks overlap. A window with no session
+    of ours is still asked of IB (plainly, as contiguous clock windows): for a request a
+    user made, IB's hours are the truth (and its "no data" the answer), not our model.
     """
-    return plan(end, duration, bar_size, use_rth=use_rth,
-                           kind=markets.session_kind(sec_type), holidays=False)
+    chunks = plan(end, duration, bar_size, use_rth=use_rth,
+                  kind=markets.session_kind(sec_type), holidays=False)
+    return chunks or plan(end, duration, bar_size, use_rth=use_rth, kind=None)
 
 
 def parse_end(text: str | None, now: datetime) -> datetime:

@@ -37,8 +37,6 @@ class MarketBarsHandler:
         }
         now = ctx.now()
         end = planning.parse_end(p.get("end"), now)
-        # A window without trading is no chunk at all: then no request reaches IB and the
-        # answer is the same "no data" note.
         chunks = planning.bar_chunks(p["duration"], p["bar_size"], end,
                                      use_rth=bool(p["use_rth"]), sec_type=contract.secType)
         rows: Rows = []
