@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import polars as pl
@@ -16,8 +17,6 @@ from v6ray.storage.reader import read_table
 
 pytestmark = pytest.mark.timeout(240)
 
-# Thursday 2025-03-06 16:00 ET, the close: 3 D before it hold Tue, Wed and Thu's sessions.
-END = datetime(2025, 3, 6, 21, 0, tzinfo=UTC)
 RTH_MINUTES = 390
 
 
@@ -29,15 +28,20 @@ def harness(ray_namespace, data_dir):
 
 def test_load_history_in_chunks_gives_every_bar_once(harness, data_dir, ray_namespace):
     client = Client(harness.queue, namespace=ray_namespace)
+    # Two weeks to Friday 2025-01-10 16:00 ET hold 8 sessions: Dec 30, 31, Jan 2, 3, 6, 7,
+    # 8, 10 (New Year's Day and Thursday Jan 9 were closed).
+    end = datetime(2025, 1, 10, 21, 0, tzinfo=UTC)
     summary = load_history(
-        client, ["SPY"], duration="3 D", bar_size="1 min", end=END, progress=False, timeout=120
+        client, ["SPY"], duration="2 W", bar_size="1 min", end=end, progress=False, timeout=120
     )
     assert summary.ok, summary.render()
-    assert summary.requests == 3  # 1 min bars: at most one day per request
+    assert summary.requests == 2  # "5 D" and "3 D": ~2000 1-min bars per request at most
+    results = read_table("ib_requests", data_dir=data_dir)["result_data"].to_list()
+    assert sorted(json.loads(r)["rows"] for r in results) == [3 * RTH_MINUTES, 5 * RTH_MINUTES]
     bars = read_table("market_bars", data_dir=data_dir).filter(
         (pl.col("symbol") == "SPY") & (pl.col("bar_size") == "1 min")
     )
-    assert bars.height == 3 * RTH_MINUTES == summary.rows
+    assert bars.height == 8 * RTH_MINUTES == summary.rows
     assert bars["timestamp"].n_unique() == bars.height  # no duplicates
     # No gaps: each session's bars are every minute from 09:30 to 15:59 ET.
     per_day = (
@@ -51,18 +55,22 @@ def test_load_history_in_chunks_gives_every_bar_once(harness, data_dir, ray_name
         )
         .sort("day")
     )
-    assert per_day["day"].cast(pl.String).to_list() == ["2025-03-04", "2025-03-05", "2025-03-06"]
+    assert per_day["day"].cast(pl.String).to_list() == [
+        "2024-12-30", "2024-12-31", "2025-01-02", "2025-01-03", "2025-01-06", "2025-01-07",
+        "2025-01-08", "2025-01-10",
+    ]
     assert set(per_day["n"]) == {RTH_MINUTES}
     assert set(per_day["first"]) == {"09:30"} and set(per_day["last"]) == {"15:59"}
     assert set(per_day["max_step"]) == {60}
 
-    # A rerun (overlapping everything) leaves the table as it was: bars merge by key.
+    # An overlapping load leaves the table as it was: bars merge by key.
     again = load_history(
-        client, ["SPY"], duration="3 D", bar_size="1 min", end=END, progress=False, timeout=120
+        client, ["SPY"], duration="3 D", bar_size="1 min", end=end, progress=False, timeout=120
     )
     assert again.ok, again.render()
+    assert again.requests == 1  # three sessions: one request, as given
     after = read_table("market_bars", data_dir=data_dir).filter(pl.col("bar_size") == "1 min")
-    assert after.height == 3 * RTH_MINUTES
+    assert after.height == 8 * RTH_MINUTES
 
 
 def test_derive_statistics_end_to_end(harness, data_dir, ray_namespace):

@@ -6,9 +6,12 @@ Small time_scale values shrink IB's windows so the 10-minute rule runs in second
 from __future__ import annotations
 
 import asyncio
+import time
 
 from ib_async import Index, Stock, util
 
+from v6ray.sim.config import SimConfig
+from v6ray.sim.historical import answer_latency
 from v6ray.sim.testing import running_simulator
 
 END = "20250110 16:00:00 US/Eastern"
@@ -24,6 +27,11 @@ def pause(seconds: float) -> None:
 
 def codes(errors, code: int) -> list[tuple[int, int, str]]:
     return [e for e in errors if e[1] == code]
+
+
+def request_errors(errors) -> list[tuple[int, int, str]]:
+    """Errors about a request (farm status notices carry request id -1)."""
+    return [e for e in errors if e[0] != -1]
 
 
 def test_message_flood_gets_error_100_and_the_third_breach_closes_the_session(connect):
@@ -123,20 +131,63 @@ def test_sixty_small_bar_requests_per_ten_minutes_with_bid_ask_counting_double(c
         assert sim.stats()["violations"] == {"162": 1}
 
 
+def test_ib_serves_60_days_of_hourly_and_5_days_of_minute_bars(connect):
+    with running_simulator(time_scale=0.1) as sim:
+        ib, errors = connect(sim)
+        [spy] = ib.qualifyContracts(Stock("SPY", "SMART", "USD"))
+        hourly = ib.reqHistoricalData(spy, END, "60 D", "1 hour", "TRADES", True)
+        # 60 sessions of 7 hourly bars, but Nov 29 and Dec 24 2024 closed at 13:00 (4 bars).
+        assert len(hourly) == 60 * 7 - 2 * 3
+        minute = ib.reqHistoricalData(spy, END, "5 D", "1 min", "TRADES", True)
+        # Jan 3, 6, 7, 8 and 10 2025: the market was closed on Thursday Jan 9.
+        assert len(minute) == 5 * 390
+        assert {b.date.day for b in minute} == {3, 6, 7, 8, 10}
+        assert request_errors(errors) == [] and sim.stats()["user_errors"] == {}
+
+
 def test_too_long_duration_is_a_user_error_not_a_pacing_violation(connect):
     with running_simulator(time_scale=0.1) as sim:
         ib, errors = connect(sim)
         [spy] = ib.qualifyContracts(Stock("SPY", "SMART", "USD"))
-        assert not ib.reqHistoricalData(spy, END, "2 D", "1 min", "TRADES", True)
+        assert len(ib.reqHistoricalData(spy, END, "2000 S", "1 secs", "TRADES", True)) == 2000
+        assert not ib.reqHistoricalData(spy, END, "2001 S", "1 secs", "TRADES", True)
         assert codes(errors, 162)[0][2] == (
             "Historical Market Data Service error message:Time length exceed max.")
         # error 321 is a warning to ib_async: the request only ends at its timeout
         assert not ib.reqHistoricalData(spy, END, "1 D", "7 mins", "TRADES", True, timeout=0.5)
-        assert len(codes(errors, 321)) == 1
+        assert not ib.reqHistoricalData(spy, END, "86401 S", "1 hour", "TRADES", True,
+                                        timeout=0.5)
+        assert not ib.reqHistoricalData(spy, END, "366 D", "1 day", "TRADES", True, timeout=0.5)
+        refusals = [text for _, _, text in codes(errors, 321)]
+        assert len(refusals) == 3
+        assert "greater than 86400 seconds" in refusals[1]
+        assert "longer than 365 days must be made in years" in refusals[2]
         stats = sim.stats()
         assert stats["violations"] == {}
-        assert stats["user_errors"] == {"hist_duration_exceeded": 1, "hist_invalid_bar_size": 1}
+        assert stats["user_errors"] == {"hist_duration_exceeded": 1, "hist_invalid_bar_size": 1,
+                                        "hist_invalid_duration": 2}
         assert stats["errors_sent"]["162"] == 1
+
+
+def test_a_very_large_request_is_answered_slowly_not_refused(connect):
+    # "1 M" of 1-min bars is ~7,800 bars: IB takes many minutes (ib_insync#268 saw "6 D"
+    # miss a 60 s timeout); here 1/1000 of that.
+    scale = 0.001
+    with running_simulator(time_scale=scale) as sim:
+        ib, errors = connect(sim)
+        [spy] = ib.qualifyContracts(Stock("SPY", "SMART", "USD"))
+        started = time.monotonic()
+        bars = ib.reqHistoricalData(spy, END, "1 M", "1 min", "TRADES", True, timeout=60)
+        took = time.monotonic() - started
+        assert len(bars) > 7000 and request_errors(errors) == []
+        expected = answer_latency(SimConfig(), "1 min", len(bars)) * scale
+        assert expected > 1.0 and took >= expected
+        # A client that stops waiting cancels it, as ib_async does at its timeout.
+        assert not ib.reqHistoricalData(spy, END, "1 M", "1 min", "TRADES", True, timeout=0.3)
+        pause(0.1)
+        [(_, _, text)] = codes(errors, 162)
+        assert "API historical data query cancelled" in text
+        assert sim.stats()["user_errors"] == {} and sim.stats()["violations"] == {}
 
 
 def test_more_than_fifty_open_historical_requests_get_322(connect):

@@ -1,102 +1,204 @@
-"""load-history's chunking: contiguous, exact cover of the range, every chunk within IB's limit."""
+"""The bar chunker (``v6ray.bar_chunks``) shared by load-history and the gateway: requests as
+large as IB serves reliably, no window without trading, and together they cover the range.
+
+"What IB returns" for a chunk is read the simulator's way, which is IB's: "k D" is the last k
+sessions that started before the end (bars before the end), "N S" the clock window.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from v6ray import ib_limits
+from v6ray import bar_chunks, ib_limits, markets
+from v6ray.gateway import planning
+from v6ray.markets import NEW_YORK, SessionKind
 from v6ray.model import RequestType
 from v6ray.parameters import normalize_parameters
-from v6ray.scripts.chunking import chunk_range, chunk_spans, duration_text
+from v6ray.scripts.chunking import chunk_range
+from v6ray.sim.calendar import sessions_before
 
-END = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)
-
-
-def _check_cover(chunks, end, duration, bar_size):
-    """Chunks are newest first, each ends where the previous began, and they add up."""
-    total = ib_limits.parse_duration(duration).seconds
-    cursor = end.replace(microsecond=0)
-    for chunk_end, chunk_duration in chunks:
-        assert datetime.fromisoformat(chunk_end) == cursor
-        seconds = ib_limits.parse_duration(chunk_duration).seconds
-        assert bar_seconds(bar_size) <= seconds <= ib_limits.max_duration_seconds(bar_size)
-        cursor -= timedelta(seconds=seconds)
-    assert cursor == end.replace(microsecond=0) - timedelta(seconds=total)
+# Friday 2025-03-07 16:00 ET, a regular close.
+END = datetime(2025, 3, 7, 21, 0, tzinfo=UTC)
+KINDS = {"STK": SessionKind.EQUITY, "IND": SessionKind.INDEX, "CONTFUT": SessionKind.FUTURE}
 
 
-def bar_seconds(bar_size):
-    return ib_limits.bar_seconds(bar_size)
+def _ts(stamp: datetime) -> int:
+    return int(stamp.timestamp())
 
 
-def test_three_days_of_minute_bars_is_three_exact_one_day_windows():
-    assert chunk_range(END, "3 D", "1 min") == [
-        ("2026-11-27T21:00:00+00:00", "86400 S"),
-        ("2026-11-26T21:00:00+00:00", "86400 S"),
-        ("2026-11-25T21:00:00+00:00", "86400 S"),
-    ]
+def ib_answer(chunk: bar_chunks.Chunk, kind: SessionKind, use_rth: bool) -> list[tuple[int, int]]:
+    """The trading intervals IB (and the simulator) return for one chunk."""
+    end = _ts(chunk.end)
+    parsed = ib_limits.parse_duration(chunk.duration)
+    if parsed.unit == "D":
+        found = sessions_before(kind, use_rth, end, parsed.count)
+        return [(s.start, min(s.end, end)) for s in found]
+    return trading(kind, use_rth, end - parsed.seconds, end)
 
 
-def test_range_within_the_limit_is_one_request_as_given():
-    # IB's own meaning then applies ("5 D" = five trading days), as if asked directly.
-    assert chunk_range(END, "5 D", "1 hour") == [("2026-11-27T21:00:00+00:00", "5 D")]
-    assert chunk_range(END, "2 Y", "1 day") == [("2026-11-27T21:00:00+00:00", "2 Y")]
-    assert chunk_range(END, "1 D", "1 min") == [("2026-11-27T21:00:00+00:00", "1 D")]
+def trading(kind: SessionKind, use_rth: bool, start: int, stop: int) -> list[tuple[int, int]]:
+    day = datetime.fromtimestamp(start, NEW_YORK).date() - timedelta(days=1)
+    last = datetime.fromtimestamp(stop, NEW_YORK).date() + timedelta(days=1)
+    return [(max(s.start, start), min(s.end, stop))
+            for s in markets.sessions_between(kind, use_rth, day, last)
+            if s.end > start and s.start < stop]
 
 
-def test_intraday_chunks_are_clock_windows_of_at_most_a_day():
-    # 1 W of 2-minute bars (limit 2 D): seven one-day windows.
-    chunks = chunk_range(END, "1 W", "2 mins")
-    assert [d for _, d in chunks] == ["86400 S"] * 7
-    assert chunks[-1][0] == "2026-11-21T21:00:00+00:00"
-    # 5000 s of 1-second bars (limit 1800 S): 1800, 1800, 1400.
-    assert [d for _, d in chunk_range(END, "5000 S", "1 secs")] == ["1800 S", "1800 S", "1400 S"]
-    # A remainder is the oldest chunk.
-    assert [d for _, d in chunk_range(END, "100000 S", "1 min")] == ["86400 S", "13600 S"]
+def merged(intervals):
+    out = []
+    for lo, hi in sorted(intervals):
+        if out and lo <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], hi)
+        else:
+            out.append([lo, hi])
+    return [tuple(i) for i in out]
 
 
-def test_daily_bars_beyond_what_ib_keeps_are_refused():
+def uncovered(wanted, got):
+    """Parts of ``wanted`` no interval of ``got`` covers."""
+    holes = []
+    cover = merged(got)
+    for lo, hi in merged(wanted):
+        cursor = lo
+        for c_lo, c_hi in cover:
+            if c_hi <= cursor or c_lo >= hi:
+                continue
+            if c_lo > cursor:
+                holes.append((cursor, c_lo))
+            cursor = max(cursor, c_hi)
+        if cursor < hi:
+            holes.append((cursor, hi))
+    return holes
+
+
+def wanted_trading(duration: str, end: datetime, kind: SessionKind, use_rth: bool,
+                   holidays: bool = True):
+    """What the range holds: for "N D" the last N sessions (N weekdays without holidays),
+    else every session's part in the clock window."""
+    parsed = ib_limits.parse_duration(duration)
+    if parsed.unit == "D":
+        first = sessions_before(kind, use_rth, _ts(end), parsed.count)[0].start
+        if not holidays:
+            day = end.astimezone(NEW_YORK).date() + timedelta(days=1)
+            weekdays = [d for d in (day - timedelta(days=i) for i in range(2 * parsed.count + 7))
+                        if (s := markets.session_on(kind, use_rth, d, holidays=False))
+                        and s.start < _ts(end)]
+            first = markets.session_on(kind, use_rth, weekdays[parsed.count - 1],
+                                       holidays=False).start
+        return trading(kind, use_rth, first, _ts(end))
+    return trading(kind, use_rth, _ts(end) - parsed.seconds, _ts(end))
+
+
+def check_plan(chunks, duration, bar_size, end, kind, use_rth, *, exact=True):
+    """No hole; every chunk valid, reliable in size and with trading in it; with the
+    exchange calendar (``exact``) no two chunks fetch the same bars, and none asks for a
+    window without trading (counting weekdays, the gateway may ask for a holiday)."""
+    answers = [ib_answer(c, kind, use_rth) for c in chunks]
+    got = [i for a in answers for i in a]
+    assert uncovered(wanted_trading(duration, end, kind, use_rth, exact), got) == []
+    for chunk, answer in zip(chunks, answers, strict=True):
+        assert ib_limits.duration_problem(chunk.duration, bar_size) is None, chunk
+        assert answer or not exact, f"{chunk} asks for a window without trading"
+        off_grid = chunk.duration.endswith("D")  # a session may start between two bars
+        bars = sum(-(-(hi - lo) // ib_limits.bar_seconds(bar_size)) + off_grid
+                   for lo, hi in answer)
+        assert bars <= ib_limits.RELIABLE_BARS or len(chunks) == 1, chunk
+    ends = [c.end for c in chunks]
+    assert ends == sorted(ends, reverse=True)  # newest first
+    if exact and len(chunks) > 1:
+        assert sum(hi - lo for lo, hi in got) == sum(hi - lo for lo, hi in merged(got))
+
+
+def test_a_year_of_minute_bars_is_five_sessions_per_request():
+    chunks = bar_chunks.plan(END, "1 Y", "1 min")
+    # One request per trading day before (365 "86400 S" windows, weekends included).
+    assert 50 <= len(chunks) <= 52
+    assert {c.duration for c in chunks[:-1]} == {"5 D"}  # 5 x 390 bars: IB answers in ~8 s
+    assert chunks[0].end == END
+    assert chunks[1].end == datetime(2025, 2, 28, 21, 0, tzinfo=UTC)  # Friday's close
+    check_plan(chunks, "1 Y", "1 min", END, SessionKind.EQUITY, True)
+
+
+def test_a_year_of_five_minute_bars_is_ten_requests():
+    chunks = bar_chunks.plan(END, "1 Y", "5 mins")
+    assert len(chunks) == 10 and chunks[0].duration == "25 D"
+    check_plan(chunks, "1 Y", "5 mins", END, SessionKind.EQUITY, True)
+
+
+def test_what_ib_serves_reliably_in_one_request_is_asked_as_given():
+    assert bar_chunks.plan(END, "60 D", "1 hour") == [bar_chunks.Chunk(END, "60 D")]
+    assert bar_chunks.plan(END, "5 D", "1 min") == [bar_chunks.Chunk(END, "5 D")]
+    assert bar_chunks.plan(END, "1 W", "1 min") == [bar_chunks.Chunk(END, "1 W")]
+    assert bar_chunks.plan(END, "2 Y", "1 day") == [bar_chunks.Chunk(END, "2 Y")]
+    assert bar_chunks.plan(END, "2000 S", "1 secs") == [bar_chunks.Chunk(END, "2000 S")]
+    # Six sessions of 1-min bars are past the reliable size: IB answers slowly, or not in time.
+    assert [c.duration for c in bar_chunks.plan(END, "6 D", "1 min")] == ["5 D", "1 D"]
+
+
+def test_holidays_and_weekends_are_never_asked_for():
+    # Thanksgiving week 2025: Thursday closed, Friday a half day (13:00).
+    friday = datetime(2025, 11, 28, 18, 0, tzinfo=UTC)
+    chunks = bar_chunks.plan(friday, "2 W", "1 min")
+    # 10 sessions, Nov 14 (partly in the window) to Nov 28; the newest five skip Thursday.
+    assert [c.duration for c in chunks] == ["5 D", "5 D"]
+    assert chunks[1].end == datetime(2025, 11, 20, 21, 0, tzinfo=UTC)  # 28, 26, 25, 24, 21
+    check_plan(chunks, "2 W", "1 min", friday, SessionKind.EQUITY, True)
+    # A clock window over a weekend, a holiday, or the night with RTH: nothing to ask.
+    assert bar_chunks.plan(datetime(2025, 3, 9, 18, tzinfo=UTC), "3600 S", "1 min") == []
+    assert bar_chunks.plan(datetime(2025, 11, 27, 18, tzinfo=UTC), "3600 S", "5 secs") == []
+    assert bar_chunks.plan(datetime(2025, 3, 6, 23, tzinfo=UTC), "3600 S", "1 min") == []
+    assert bar_chunks.plan(datetime(2025, 3, 6, 23, tzinfo=UTC), "3600 S", "1 min",
+                           use_rth=False) != []
+
+
+def test_seconds_bars_are_clock_windows_inside_the_sessions():
+    chunks = bar_chunks.plan(END, "2 D", "5 secs")
+    assert [c.duration for c in chunks] == ["10000 S", "10000 S", "3400 S"] * 2
+    assert chunks[0].end == END and chunks[3].end == datetime(2025, 3, 6, 21, tzinfo=UTC)
+    check_plan(chunks, "2 D", "5 secs", END, SessionKind.EQUITY, True)
+    # 1-second bars: IB's hard limit of 2000 bars is the chunk size.
+    assert {c.duration for c in bar_chunks.plan(END, "1 D", "1 secs")[:-1]} == {"2000 S"}
+
+
+def test_futures_outside_rth_end_between_sessions():
+    chunks = chunk_range(END, "1 W", "1 min", use_rth=False, sec_type="CONTFUT")
+    # 23 h of 1-min bars: one session each; six overlap the week (Thursday 18:00 to 17:00
+    # Friday Feb 28 reaches past its 16:00 start).
+    assert [d for _, d in chunks] == ["1 D"] * 6
+    # Each older chunk ends at 17:00 ET, the daily halt, never inside a session.
+    assert {datetime.fromisoformat(e).astimezone(NEW_YORK).hour for e, _ in chunks[1:]} == {17}
+
+
+def test_daily_bars_in_the_unit_ib_wants():
+    assert bar_chunks.plan(END, "400 D", "1 day") == [bar_chunks.Chunk(END, "2 Y")]
+    assert bar_chunks.plan(END, "200000 S", "1 day") == [bar_chunks.Chunk(END, "3 D")]
     with pytest.raises(ValueError, match="20 Y"):
-        chunk_range(END, "21 Y", "1 day")
+        bar_chunks.plan(END, "21 Y", "1 day")
 
 
-def test_remainder_shorter_than_a_bar_borrows_from_the_previous_chunk():
-    # 2-minute bars in one-day windows; 2 D + 60 s leaves 60 s < one 120 s bar.
-    assert chunk_spans(172_860, 86_400, 120) == [86_400, 86_340, 120]
-    chunks = chunk_range(END, "172860 S", "2 mins")
-    assert [d for _, d in chunks] == ["86400 S", "86340 S", "120 S"]
-    _check_cover(chunks, END, "172860 S", "2 mins")
-
-
-def test_end_is_normalized_to_whole_seconds_utc():
-    eastern = END.astimezone(__import__("zoneinfo").ZoneInfo("America/New_York"))
-    assert chunk_range(eastern + timedelta(microseconds=5), "1 D", "1 min")[0][0] == (
-        "2026-11-27T21:00:00+00:00"
-    )
+def test_hours_not_modelled_are_contiguous_day_windows():
+    chunks = bar_chunks.plan(END, "100000 S", "1 min", kind=None)
+    assert [c.duration for c in chunks] == ["86400 S", "13600 S"]
+    assert chunks[1].end == END - timedelta(days=1)
+    assert bar_chunks.chunk_spans(172_860, 86_400, 120) == [86_400, 86_340, 120]
 
 
 def test_bad_input_raises():
+    for args in (("3 X", "1 min"), ("3 D", "7 mins"), ("30 S", "1 min")):
+        with pytest.raises(ValueError):
+            bar_chunks.plan(END, *args)
     with pytest.raises(ValueError):
-        chunk_range(END, "3 X", "1 min")
+        bar_chunks.plan(END.replace(tzinfo=None), "1 D", "1 min")
     with pytest.raises(ValueError):
-        chunk_range(END, "3 D", "7 mins")
-    with pytest.raises(ValueError):
-        chunk_range(END, "30 S", "1 min")  # shorter than one bar
-    with pytest.raises(ValueError):
-        chunk_spans(30, 86_400, 60)
-    with pytest.raises(ValueError):
-        chunk_range(END.replace(tzinfo=None), "1 D", "1 min")
-    with pytest.raises(ValueError):
-        duration_text(0)
-    with pytest.raises(ValueError):
-        duration_text(86_401)
+        bar_chunks.chunk_spans(30, 86_400, 60)
 
 
 def test_every_chunk_is_a_valid_market_bars_request():
-    for chunk_end, chunk_duration in chunk_range(END, "100000 S", "1 min"):
+    for chunk_end, chunk_duration in chunk_range(END, "1 M", "1 min"):
         params = normalize_parameters(
             RequestType.MARKET_BARS,
             "SPY",
@@ -105,27 +207,51 @@ def test_every_chunk_is_a_valid_market_bars_request():
         assert params["end"] == chunk_end
 
 
-@settings(max_examples=200, deadline=None)
+def test_the_gateway_counts_weekdays_so_holidays_only_overlap():
+    friday = datetime(2025, 11, 28, 18, 0, tzinfo=UTC)
+    chunks = planning.bar_chunks("2 W", "1 min", friday)
+    assert [c.duration for c in chunks] == ["5 D", "5 D", "1 D"]  # Thanksgiving counted
+    check_plan(chunks, "2 W", "1 min", friday, SessionKind.EQUITY, True, exact=False)
+    # The first chunk of an open-ended request ends at now, which the handler sends as "".
+    now = datetime(2025, 3, 5, 15, 0, 0, 123_000, tzinfo=UTC)
+    end = planning.parse_end(None, now)
+    assert planning.bar_chunks("2 W", "1 min", end)[0].end == end == now.replace(microsecond=0)
+    # A window with no session of ours is still asked of IB (it may know better), plainly.
+    sunday = datetime(2025, 3, 9, 18, tzinfo=UTC)
+    assert planning.bar_chunks("3600 S", "1 min", sunday) == [bar_chunks.Chunk(sunday, "3600 S")]
+    assert [c.duration for c in planning.bar_chunks("100000 S", "1 min", sunday)] == [
+        "86400 S", "13600 S"]
+
+
+@settings(max_examples=150, deadline=None)
 @given(
-    bar_size=st.sampled_from(sorted(ib_limits.BAR_SIZE_SECONDS)),
-    count=st.integers(min_value=1, max_value=400),
-    unit=st.sampled_from("SDWMY"),
-    offset=st.integers(min_value=0, max_value=10**8),
+    bar_size=st.sampled_from([b for b, s in ib_limits.BAR_SIZE_SECONDS.items() if s < 86_400]),
+    count=st.integers(min_value=1, max_value=40),
+    unit=st.sampled_from("SDWM"),
+    sec_type=st.sampled_from(sorted(KINDS)),
+    use_rth=st.booleans(),
+    holidays=st.booleans(),
+    end=st.datetimes(min_value=datetime(2023, 1, 1), max_value=datetime(2026, 12, 31)),
 )
-def test_cover_is_exact_for_any_range(bar_size, count, unit, offset):
-    duration = f"{count} {unit}"
-    total = ib_limits.parse_duration(duration).seconds
-    bar = ib_limits.bar_seconds(bar_size)
-    longest = ib_limits.max_duration_seconds(bar_size)
-    if total < bar or -(-total // min(longest, 86_400)) > 2000:
+def test_plans_cover_every_traded_bar_and_ask_for_no_idle_window(
+    bar_size, count, unit, sec_type, use_rth, holidays, end
+):
+    duration = f"{count * (3600 if unit == 'S' else 1)} {unit}"
+    end = end.replace(tzinfo=UTC)
+    if ib_limits.parse_duration(duration).seconds < ib_limits.bar_seconds(bar_size):
         return
-    if total > longest and bar >= 86_400:
-        with pytest.raises(ValueError):
-            chunk_range(END, duration, bar_size)
-        return
-    end = END - timedelta(seconds=offset)
-    chunks = chunk_range(end, duration, bar_size)
-    if len(chunks) == 1:
-        assert chunks[0][1] == duration  # one request: as given
-    else:
-        _check_cover(chunks, end, duration, bar_size)
+    kind = KINDS[sec_type]
+    chunks = bar_chunks.plan(end, duration, bar_size, use_rth=use_rth, kind=kind,
+                             holidays=holidays)
+    if len(chunks) == 1 and chunks[0].duration == duration:
+        return  # as given: IB's own meaning of the duration
+    check_plan(chunks, duration, bar_size, end, kind, use_rth, exact=holidays)
+
+
+def test_weekday_sessions_are_a_superset_of_trading_days():
+    days = [date(2025, 1, 1) + timedelta(days=i) for i in range(366)]
+    for kind in SessionKind:
+        real = {s.trade_date for s in markets.sessions_between(kind, True, days[0], days[-1])}
+        weekdays = {s.trade_date for s in markets.sessions_between(kind, True, days[0], days[-1],
+                                                                   holidays=False)}
+        assert real < weekdays

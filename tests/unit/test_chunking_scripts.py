@@ -58,40 +58,52 @@ class FakeClient:
         return done
 
 
-def test_history_requests_chunk_every_symbol_at_background_priority():
-    items = history_requests(["spy", "QQQ", "SPY"], duration="3 D", bar_size="1 min", end=END)
-    assert len(items) == 6
-    assert {i["symbol"] for i in items} == {"SPY", "QQQ"}
+def test_history_requests_chunk_every_symbol_on_its_exchange_calendar():
+    items = history_requests(["spy", "QQQ", "SPY", "ES"], duration="2 W", bar_size="1 min",
+                             end=END)
+    assert [i["symbol"] for i in items] == ["SPY", "SPY", "QQQ", "QQQ", "ES", "ES"]
     assert {i["priority"] for i in items} == {3}
-    assert [i["parameters"]["end"] for i in items[:3]] == [
-        "2026-11-27T21:00:00+00:00",
-        "2026-11-26T21:00:00+00:00",
-        "2026-11-25T21:00:00+00:00",
-    ]
-    assert {i["parameters"]["duration"] for i in items} == {"86400 S"}
+    plan = {(i["symbol"], i["parameters"]["end"], i["parameters"]["duration"]) for i in items}
+    # Thanksgiving week 2026: NYSE closed Thursday and closes at 13:00 ET on Friday, so the
+    # nine sessions are 5 + 4 (1-min bars: at most ~2000 per request, 5 full sessions).
+    assert {("SPY", "2026-11-27T18:00:00+00:00", "5 D"),
+            ("SPY", "2026-11-19T21:00:00+00:00", "4 D")} <= plan
+    # CME trades a short Thursday: two half days let six sessions into the first request.
+    assert {("ES", "2026-11-27T18:00:00+00:00", "6 D"),
+            ("ES", "2026-11-19T21:00:00+00:00", "4 D")} <= plan
+
+
+def test_a_range_without_trading_loads_nothing():
+    sunday = datetime(2026, 11, 29, 18, 0, tzinfo=UTC)
+    assert history_requests(["SPY"], duration="3600 S", bar_size="1 min", end=sunday) == []
+    summary = load_history(FakeClient(), ["SPY"], duration="3600 S", bar_size="1 min",
+                           end=sunday, progress=False)
+    assert summary.requests == 0 and summary.ok
+    assert "nothing to load" in summary.render()
 
 
 def test_load_history_waits_and_sums_rows_and_failures():
     client = FakeClient(rows=390, fail_symbols={"QQQ"})
     summary = load_history(
-        client, ["SPY", "QQQ"], duration="3 D", bar_size="1 min", end=END, progress=False
+        client, ["SPY", "QQQ"], duration="2 W", bar_size="1 min", end=END, progress=False
     )
-    assert summary.requests == 6
-    assert summary.rows == 3 * 390
-    assert len(summary.failures) == 3
+    assert summary.requests == 4
+    assert summary.rows == 2 * 390
+    assert len(summary.failures) == 2
     assert all(sym == "QQQ" and "no security" in reason for _, sym, reason in summary.failures)
     text = summary.render()
-    assert "6 requests" in text and "1,170 rows" in text and "3 failures" in text
+    assert "4 requests" in text and "780 rows" in text and "2 failures" in text
     assert "QQQ: FAILED: IB error 200" in text
+    assert "2 W of 1 min bars in 2 chunk(s) per symbol" in text
 
 
 def test_rerun_coalesces_and_timeouts_are_reported():
     client = FakeClient(stuck_symbols={"SPY"})
-    summary = load_history(client, ["SPY"], duration="2 D", bar_size="1 min", end=END, timeout=5)
+    summary = load_history(client, ["SPY"], duration="2 W", bar_size="1 min", end=END, timeout=5)
     assert [reason for _, _, reason in summary.failures] == [
         "not finished within 5 s (still PENDING)"
     ] * 2
-    again = client.submit_many(history_requests(["SPY"], duration="2 D", bar_size="1 min", end=END))
+    again = client.submit_many(history_requests(["SPY"], duration="2 W", bar_size="1 min", end=END))
     assert set(again) == set(client.requests)  # identical requests: the same ids
 
 
@@ -100,8 +112,10 @@ def test_bad_input_is_invalid_request():
         load_history(FakeClient(), [], duration="1 D", bar_size="1 min")
     with pytest.raises(InvalidRequest):
         load_history(FakeClient(), ["SPY"], duration="one year", bar_size="1 day")
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidRequest, match="bar_size"):
         load_history(FakeClient(), ["SPY"], duration="1 D", bar_size="7 mins")
+    with pytest.raises(InvalidRequest, match="20 Y"):
+        load_history(FakeClient(), ["SPY"], duration="21 Y", bar_size="1 day")
 
 
 def test_main_reports_a_user_error_in_one_line(capsys):

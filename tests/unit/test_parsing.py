@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace as NS
 
 from v6ray import ib_limits
+from v6ray.bar_chunks import Chunk
 from v6ray.errors import IBRequestError
 from v6ray.gateway import ib_errors, parsing, planning
 from v6ray.gateway.parsing import UNSET_DOUBLE
@@ -113,14 +114,14 @@ def test_snapshot_price_prefers_mid_then_last():
     assert parsing.snapshot_price(NS(bid=math.nan, ask=math.nan, last=9.0)) == 9.0
 
 
-def test_bar_chunks_cover_the_duration_newest_first():
-    end = datetime(2025, 1, 10, tzinfo=UTC)
-    assert planning.bar_chunks("5 D", "1 hour", end) == [planning.BarChunk(end, "5 D")]
-    chunks = planning.bar_chunks("3 D", "1 min", end)
-    assert [c.duration for c in chunks] == ["86400 S"] * 3
-    assert chunks[1].end == end - timedelta(days=1)
+def test_bar_chunks_follow_the_shared_rule_with_the_contracts_hours():
+    end = datetime(2025, 1, 10, 21, 0, tzinfo=UTC)  # Friday 16:00 ET
+    assert planning.bar_chunks("5 D", "1 hour", end) == [Chunk(end, "5 D")]
+    chunks = planning.bar_chunks("3 D", "1 min", end, use_rth=False, sec_type="CONTFUT")
+    assert [c.duration for c in chunks] == ["1 D"] * 3  # a 23 h futures session each
+    assert chunks[1].end == end - timedelta(hours=23)  # Thursday 17:00 ET
     odd = planning.bar_chunks("5000 S", "1 secs", end)
-    assert [c.duration for c in odd] == ["1800 S", "1800 S", "1400 S"]
+    assert [c.duration for c in odd] == ["2000 S", "2000 S", "1000 S"]
     for c in odd:
         assert ib_limits.duration_allowed(c.duration, "1 secs")
 

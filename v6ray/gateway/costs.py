@@ -44,14 +44,17 @@ class Cost:
         )
 
 
-def bar_chunk_count(duration: str, bar_size: str) -> int:
+def bar_chunk_count(duration: str, bar_size: str, use_rth: bool = True) -> int:
+    """About how many IB requests the gateway splits ``duration`` into (an estimate: the
+    split itself counts sessions, see ``v6ray.bar_chunks``)."""
     total = ib_limits.parse_duration(duration).seconds
-    return max(1, -(-total // ib_limits.max_duration_seconds(bar_size)))
+    return max(1, -(-total // ib_limits.max_duration_seconds(bar_size, use_rth)))
 
 
 def _market_bars(params: Mapping[str, Any]) -> Cost:
     bar_size = params.get("bar_size", "1 hour")
-    chunks = min(bar_chunk_count(params.get("duration", "5 D"), bar_size), MAX_CHARGED_CHUNKS)
+    count = bar_chunk_count(params.get("duration", "5 D"), bar_size, params.get("use_rth", True))
+    chunks = min(count, MAX_CHARGED_CHUNKS)
     slots = chunks * ib_limits.historical_weight(params.get("what_to_show", "TRADES"))
     if ib_limits.is_small_bar(bar_size):
         return Cost(small_bar=slots, historical=1)

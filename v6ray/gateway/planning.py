@@ -6,51 +6,34 @@ Kept apart from the handlers (which talk to IB) so every choice is unit-tested.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
-from v6ray import ib_limits
-
-_DAY = 86_400
+from v6ray import markets
+from v6ray.bar_chunks import Chunk, plan
 
 
-@dataclass(frozen=True)
-class BarChunk:
-    end: datetime  # UTC
-    duration: str  # an IB duration string within the bar size's limit
+def bar_chunks(duration: str, bar_size: str, end: datetime, *, use_rth: bool = True,
+               sec_type: str = "STK") -> list[Chunk]:
+    """Split ``duration`` ending at ``end`` into the requests IB serves reliably, newest
+    first (``v6ray.bar_chunks.plan``, the rule ``load-history`` uses too).
 
-
-def bar_chunks(duration: str, bar_size: str, end: datetime) -> list[BarChunk]:
-    """Split ``duration`` ending at ``end`` into IB-sized requests, newest first.
-
-    One chunk when IB serves it in one request (the duration string is kept as given);
-    otherwise chunks of the bar size's longest duration, the oldest one trimmed.
+    Weekdays stand in for trading days: loading an exchange calendar takes seconds, and a
+    holiday counted as a session only makes two chunks overlap. A window with no session
+    of ours is still asked of IB (plainly, as contiguous clock windows): for a request a
+    user made, IB's hours are the truth (and its "no data" the answer), not our model.
     """
-    total = ib_limits.parse_duration(duration).seconds
-    longest = ib_limits.max_duration_seconds(bar_size)
-    if total <= longest:
-        return [BarChunk(end, duration)]
-    chunks = []
-    covered = 0
-    while covered < total:
-        span = min(longest, total - covered)
-        chunks.append(BarChunk(end - timedelta(seconds=covered), _duration_text(span)))
-        covered += span
-    return chunks
-
-
-def _duration_text(seconds: int) -> str:
-    """Seconds as an IB duration: "N S" up to a day, whole days beyond (rounded up)."""
-    if seconds <= _DAY:
-        return f"{seconds} S"
-    return f"{-(-seconds // _DAY)} D"
+    chunks = plan(end, duration, bar_size, use_rth=use_rth,
+                  kind=markets.session_kind(sec_type), holidays=False)
+    return chunks or plan(end, duration, bar_size, use_rth=use_rth, kind=None)
 
 
 def parse_end(text: str | None, now: datetime) -> datetime:
+    """A request's ``end`` (default ``now``) in UTC, whole seconds, as chunks end."""
     if not text:
-        return now
+        return now.astimezone(UTC).replace(microsecond=0)
     stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+    stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+    return stamp.replace(microsecond=0)
 
 
 def _as_date(text: str) -> date | None:

@@ -1,9 +1,10 @@
 """Backfill historical bars: ``v6ray load-history`` and
 ``python -m v6ray.scripts.load_historical_data``.
 
-A long range is split into IB-sized chunks (``chunking.chunk_range``), each one
-``market_bars`` request with an explicit ``end`` at BACKGROUND priority, so scheduled
-collection keeps going while the backfill trickles through IB's pacing. Bars merge by
+A long range is split into the largest requests IB serves reliably, over trading sessions
+only (``chunking.chunk_range``), each one ``market_bars`` request with an explicit ``end``
+at BACKGROUND priority, so scheduled collection keeps going while the backfill trickles
+through IB's pacing. Bars merge by
 (symbol, bar_size, what_to_show, timestamp): rerunning a load, or overlapping two, never
 duplicates a bar.
 """
@@ -12,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from v6ray import ib_limits, instruments
 from v6ray.errors import InvalidRequest
 from v6ray.model import Priority
 from v6ray.scripts.chunking import chunk_range
@@ -36,28 +39,42 @@ def history_requests(
     end: datetime | None = None,
     priority: int = Priority.BACKGROUND,
 ) -> list[dict[str, Any]]:
-    """The ``submit_many`` items of a load: one per symbol and chunk (pure but for ``end``)."""
+    """The ``submit_many`` items of a load: one per symbol and chunk (pure but for ``end``).
+
+    Each symbol is chunked on its own exchange's calendar (a future on CME's), so a window
+    without trading (a weekend, a holiday, the night with ``use_rth``) is never asked for.
+    """
     end = end or datetime.now(UTC)
     try:
-        chunks = chunk_range(end, duration, bar_size)
+        ib_limits.bar_seconds(bar_size)
     except ValueError as exc:
-        raise InvalidRequest("duration", str(exc)) from None
-    return [
-        {
-            "request_type": "market_bars",
-            "symbol": symbol,
-            "priority": int(priority),
-            "parameters": {
-                "duration": chunk_duration,
-                "bar_size": bar_size,
-                "what_to_show": what_to_show,
-                "use_rth": use_rth,
-                "end": chunk_end,
-            },
-        }
-        for symbol in dict.fromkeys(s.strip().upper() for s in symbols)
-        for chunk_end, chunk_duration in chunks
-    ]
+        raise InvalidRequest("bar_size", str(exc)) from None
+    plans: dict[str, list[tuple[str, str]]] = {}
+    items = []
+    for symbol in dict.fromkeys(s.strip().upper() for s in symbols):
+        sec_type = instruments.default_sec_type(symbol)
+        if sec_type not in plans:
+            try:
+                plans[sec_type] = chunk_range(end, duration, bar_size, use_rth=use_rth,
+                                              sec_type=sec_type)
+            except ValueError as exc:
+                raise InvalidRequest("duration", str(exc)) from None
+        items.extend(
+            {
+                "request_type": "market_bars",
+                "symbol": symbol,
+                "priority": int(priority),
+                "parameters": {
+                    "duration": chunk_duration,
+                    "bar_size": bar_size,
+                    "what_to_show": what_to_show,
+                    "use_rth": use_rth,
+                    "end": chunk_end,
+                },
+            }
+            for chunk_end, chunk_duration in plans[sec_type]
+        )
+    return items
 
 
 def load_history(
@@ -89,11 +106,15 @@ def load_history(
         priority=priority,
     )
     summary = Summary("load-history", requests=len(items))
-    label = f"load-history {bar_size}"
-    submit_and_wait(client, items, summary, label=label, timeout=timeout, progress=progress)
+    if items:
+        label = f"load-history {bar_size}"
+        submit_and_wait(client, items, summary, label=label, timeout=timeout, progress=progress)
+        per_symbol = Counter(item["symbol"] for item in items)
+        counts = "/".join(str(n) for n in sorted(set(per_symbol.values())))
+        summary.notes.append(f"{duration} of {bar_size} bars in {counts} chunk(s) per symbol")
+    else:
+        summary.notes.append(f"no trading in {duration} before the end: nothing to load")
     summary.elapsed = time.monotonic() - started
-    chunks = len(items) // max(len(set(s.strip().upper() for s in symbols)), 1)
-    summary.notes.append(f"{duration} of {bar_size} bars in {chunks} chunk(s) per symbol")
     return summary
 
 

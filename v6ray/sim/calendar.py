@@ -1,60 +1,40 @@
-"""A simple weekday session calendar in America/New_York (no holidays).
+"""The simulator's session calendar in America/New_York, as IB's: ``v6ray.markets``.
 
 Stocks and ETFs: regular hours 09:30-16:00, extended 04:00-20:00 (useRTH=0).
 Indices and options: 09:30-16:00 whatever useRTH says.
 Futures: 18:00 the evening before to 17:00 (useRTH=0), 09:30-16:00 with useRTH=1.
-A session is named by its trade date, Monday to Friday.
+A session is named by its trade date. There are none on the exchange's holidays (XNYS, or
+CMES for futures) and regular hours end at the early close on half days: IB has no bars
+there, so a request for such a window gets "HMDS query returned no data".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from enum import StrEnum
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
-NEW_YORK = ZoneInfo("America/New_York")
+from v6ray import markets
+from v6ray.markets import NEW_YORK, Session, SessionKind
+
+__all__ = [
+    "IB_TIMEZONE_NAME", "NEW_YORK", "Session", "SessionKind", "intraday_bars", "session_on",
+    "sessions_before", "sessions_between", "trading_hours",
+]
+
 IB_TIMEZONE_NAME = "US/Eastern"  # how IB names that zone in bar dates and contract details
 
-
-class SessionKind(StrEnum):
-    EQUITY = "equity"  # stocks, ETFs: extended hours outside RTH
-    INDEX = "index"  # indices and options: regular hours only
-    FUTURE = "future"  # nearly 24 h outside RTH
-
-
-@dataclass(frozen=True)
-class Session:
-    trade_date: date
-    start: int  # epoch seconds, inclusive
-    end: int  # epoch seconds, exclusive
-
-
-def _at(day: date, hour: int, minute: int = 0) -> int:
-    return int(datetime.combine(day, time(hour, minute), tzinfo=NEW_YORK).timestamp())
+# Built now, while the simulator starts: building them inside a request would stall the
+# event loop for seconds, and messages queued meanwhile would then arrive as one burst.
+markets.load_calendars()
 
 
 def session_on(kind: SessionKind, use_rth: bool, day: date) -> Session | None:
-    """The session trading on ``day``, or None on weekends."""
-    if day.weekday() >= 5:
-        return None
-    if kind is SessionKind.FUTURE and not use_rth:
-        return Session(day, _at(day - timedelta(days=1), 18), _at(day, 17))
-    if kind is SessionKind.EQUITY and not use_rth:
-        return Session(day, _at(day, 4), _at(day, 20))
-    return Session(day, _at(day, 9, 30), _at(day, 16))
+    """The session trading on ``day``, or None on weekends and holidays."""
+    return markets.session_on(kind, use_rth, day)
 
 
 def sessions_between(kind: SessionKind, use_rth: bool, first: date, last: date) -> list[Session]:
     """Sessions whose trade date lies in [first, last]."""
-    out = []
-    day = first
-    while day <= last:
-        session = session_on(kind, use_rth, day)
-        if session:
-            out.append(session)
-        day += timedelta(days=1)
-    return out
+    return markets.sessions_between(kind, use_rth, first, last)
 
 
 def sessions_before(kind: SessionKind, use_rth: bool, end: int, count: int) -> list[Session]:

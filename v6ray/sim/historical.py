@@ -1,9 +1,11 @@
 """reqHistoricalData and reqHeadTimeStamp: validation, IB's limits, bar grids, answers.
 
 Checks run in IB's order of complaint: unknown contract (200), invalid bar size or
-request (321), duration longer than the bar size allows (162 "Time length exceed
-max.", a user error, not pacing), then the limits: 50 open requests (322) and, for
-bars of 30 s or less, the pacing rules (162 "Pacing violation").
+request (321, also "N S" over a day and "N D" over 365), duration longer than the bar
+size allows (162 "Time length exceed max.", a user error, not pacing; only seconds bars
+and daily bars have such a limit, see ``ib_limits``), then the limits: 50 open requests
+(322) and, for bars of 30 s or less, the pacing rules (162 "Pacing violation"). A large
+request is not refused: it is answered slowly, as IB does (``answer_latency``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from v6ray.sim.calendar import (
     sessions_before,
     sessions_between,
 )
+from v6ray.sim.config import SimConfig
 from v6ray.sim.limits import HistoricalQuery
 from v6ray.sim.market import Bar, expiry_epoch
 from v6ray.sim.prices import EPOCH
@@ -35,6 +38,20 @@ from v6ray.sim.universe import Instrument
 ERR_INVALID_END = 10314  # "End Date/Time: The date, time, or time-zone entered is invalid."
 HMDS = "Historical Market Data Service error message:"
 DATA_START = datetime(2000, 1, 3, tzinfo=UTC)  # the walks start here
+_INVALID = "Error validating request.-'bP' : cause - "
+# (code, text, user-error counter) per refusal; the 321 texts follow the reports cited in
+# ib_limits (only "greater than 86400 seconds" is quoted there for the first).
+DURATION_ERRORS = {
+    ib_limits.DurationProblem.TOO_LONG: (
+        ib_limits.ERR_HIST_PACING, f"{HMDS}Time length exceed max.", "hist_duration_exceeded"),
+    ib_limits.DurationProblem.SECONDS_OVER_A_DAY: (
+        321, f"{_INVALID}Historical data requests for durations greater than 86400 seconds "
+        "must be made in days.", "hist_invalid_duration"),
+    ib_limits.DurationProblem.DAYS_OVER_A_YEAR: (
+        321, f"{_INVALID}Historical data requests for durations longer than 365 days must be "
+        "made in years.", "hist_invalid_duration"),
+}
+_LARGE_GRID = 100_000  # clock bars in a request beyond which its grid is laid out off the loop
 _END_RE = re.compile(r"^(\d{8})(?:([ -])(\d{2}:\d{2}:\d{2}))?(?:\s+(\S+))?$")
 
 
@@ -181,9 +198,10 @@ async def req_historical_data(session: ClientSession, fields: list[str]) -> None
         session.send_error(req_id, 321, "Error validating request.-'bP' : cause - Historical data "
                            "duration format is invalid.", user_error="hist_invalid_duration")
         return
-    if not ib_limits.duration_allowed(duration_text, bar_size):
-        session.send_error(req_id, ib_limits.ERR_HIST_PACING, f"{HMDS}Time length exceed max.",
-                           user_error="hist_duration_exceeded")
+    problem = ib_limits.duration_problem(duration, bar_size)
+    if problem is not None:
+        code, text, counter = DURATION_ERRORS[problem]
+        session.send_error(req_id, code, text, user_error=counter)
         return
     try:
         end = parse_end(end_text, time.time())
@@ -216,15 +234,28 @@ async def req_historical_data(session: ClientSession, fields: list[str]) -> None
         session.historical.pop(req_id, None)
 
 
+def answer_latency(config: SimConfig, bar_size: str, bars: int) -> float:
+    """Unscaled seconds until IB answers ``bars`` bars: a base latency, then IB's slow
+    answers for large intraday requests (``ib_limits.slow_answer_seconds``)."""
+    return (config.historical_latency + config.historical_per_bar_latency * bars
+            + ib_limits.slow_answer_seconds(bar_size, bars))
+
+
 async def _answer(session, req_id, instrument, bar_size, duration, end, use_rth, what,
                   format_date) -> None:
-    intervals = bar_intervals(instrument, bar_size, duration, end, use_rth)
+    if duration.seconds // ib_limits.bar_seconds(bar_size) > _LARGE_GRID:
+        # Laying out years of minute bars takes a while: not on the loop that reads messages.
+        intervals = await asyncio.to_thread(bar_intervals, instrument, bar_size, duration, end,
+                                            use_rth)
+    else:
+        intervals = bar_intervals(instrument, bar_size, duration, end, use_rth)
+    # Wait first: a client that gives up on a huge request (and cancels it) does not make
+    # the simulator compute its bars.
+    if not await session.wait_for_answer(answer_latency(session.sim.config, bar_size,
+                                                        len(intervals))):
+        return
     bars = await asyncio.to_thread(session.sim.market.bars, instrument,
                                    [(s, e) for _, s, e in intervals], what)
-    cfg = session.sim.config
-    if not await session.wait_for_answer(cfg.historical_latency
-                                         + cfg.historical_per_bar_latency * len(bars)):
-        return
     if not bars:
         session.send_error(req_id, ib_limits.ERR_HIST_PACING,
                            f"{HMDS}HMDS query returned no data: "

@@ -37,12 +37,13 @@ class MarketBarsHandler:
         }
         now = ctx.now()
         end = planning.parse_end(p.get("end"), now)
-        chunks = planning.bar_chunks(p["duration"], p["bar_size"], end)
+        chunks = planning.bar_chunks(p["duration"], p["bar_size"], end,
+                                     use_rth=bool(p["use_rth"]), sec_type=contract.secType)
         rows: Rows = []
         no_data: list[str] = []
-        for index, chunk in enumerate(chunks):
-            # "" asks IB for "up to now"; later chunks need an absolute end.
-            end_arg = "" if index == 0 and not p.get("end") else chunk.end
+        for chunk in chunks:
+            # "" asks IB for "up to now"; a chunk ending elsewhere needs an absolute end.
+            end_arg = "" if chunk.end == end and not p.get("end") else chunk.end
             call = HistoricalCall(
                 symbol=req.symbol,
                 sec_type=contract.secType,
