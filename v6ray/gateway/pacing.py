@@ -31,6 +31,9 @@ from v6ray.gateway.costs import Cost, request_cost
 
 Clock = Callable[[], float]
 _EPSILON = 1e-6
+# Writes stay at least this fraction of the average spacing apart: a late timer is made
+# up at up to 1/0.75 = 1.33x the average rate, never in a burst a lagging reader bunches.
+MIN_GAP_FRACTION = 0.75
 
 
 class SlidingWindow:
@@ -118,7 +121,7 @@ class WireRate:
     ``limit``. Counting actual writes (not permits) is what makes it hold when the event
     loop is busy: a burst that leaves late is recorded late, and the next writes wait for
     it to leave the window. The gap keeps traffic smooth: a late timer is made up at up to
-    twice the average rate, never in a burst.
+    1.33x the average rate, never in a burst.
     """
 
     def __init__(self, limit: int, window: float, min_gap: float) -> None:
@@ -177,7 +180,7 @@ class PacingLimits:
     messages: int  # the most IB may count in any message_window at receipt
     message_window: float
     message_send_window: float  # message_window + receipt_jitter: the window at our end
-    message_min_gap: float  # half the average spacing: catch-up at most twice the rate
+    message_min_gap: float  # MIN_GAP_FRACTION of the average spacing
     receipt_jitter: float
     small_bar_requests: int
     small_bar_window: float
@@ -206,7 +209,7 @@ class PacingLimits:
             message_window=message_window,
             message_send_window=message_window + config.receipt_jitter,
             message_min_gap=(message_window + config.receipt_jitter)
-            / config.messages_per_second / 2,
+            / config.messages_per_second * MIN_GAP_FRACTION,
             receipt_jitter=config.receipt_jitter,
             small_bar_requests=ib_limits.HIST_SMALL_BAR_REQUESTS_PER_WINDOW,
             small_bar_window=scaled(ib_limits.HIST_SMALL_BAR_WINDOW_SECONDS),
