@@ -71,7 +71,8 @@ def test_writes_are_counted_when_they_happen_so_a_late_burst_earns_no_second_bur
     assert wire.delay(1.5) == pytest.approx(0.1)
     wire.record(1.6)
     wire.record(1.7)
-    assert wire.delay(1.7) == pytest.approx(0.8, abs=1e-5)  # three writes in (1.5, 1.7]: wait to 2.5
+    # three writes in (1.5, 1.7]: the next waits until 2.5
+    assert wire.delay(1.7) == pytest.approx(0.8, abs=1e-5)
     wire.record(1.0)  # a clock going backwards does not move the last write earlier
     assert wire.delay(1.75) > 0
 
