@@ -23,6 +23,7 @@ import ray
 from v6ray.constants import NAMESPACE, QUEUE_ACTOR
 from v6ray.errors import InvalidRequest, RequestTimeout, UnknownRequest
 from v6ray.model import IBRequest, Priority, Status, new_request, request_from_submission
+from v6ray.observability.requests import RequestObserver
 from v6ray.queue.config import QueueConfig
 from v6ray.queue.core import QueueCore
 from v6ray.queue.group_commit import GroupCommitter
@@ -60,6 +61,10 @@ class RequestQueue:
         # Resolved (and replaced) when a journaled change makes a request PENDING: wakes a
         # gateway parked in claim_wait instead of letting it poll an empty queue.
         self._arrival: asyncio.Future[None] | None = None
+        self._observer = RequestObserver()  # log lines and metrics of every state change
+
+    def __repr__(self) -> str:  # the name the Ray dashboard shows for this actor
+        return f"RequestQueue[journal {self.data_dir}]"
 
     # ------------------------------------------------------------------ producers
 
@@ -289,6 +294,7 @@ class RequestQueue:
 
     def _journal(self, changes: list[IBRequest]) -> asyncio.Future[None]:
         durable = self.committer.append(changes)
+        self._observer.journaled(changes, durable)
         if self._arrival is not None and any(r.status is Status.PENDING for r in changes):
             self._arrival.set_result(None)
             self._arrival = None
@@ -319,6 +325,7 @@ class RequestQueue:
             try:
                 self.core.tick()
                 self._journal(self.core.drain_changes())
+                self._observer.publish(self.core)
             except Exception:  # keep housekeeping alive; the next call will surface errors
                 log.exception("queue housekeeping failed")
 

@@ -1,0 +1,71 @@
+"""Log settings, and no account id or secret in full in any log line (pure, no Ray)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from v6ray.observability import logs
+from v6ray.observability.logs import LogSettings, LogSettingsError, mask, mask_account
+
+
+def test_settings_flags_over_environment_over_defaults():
+    assert LogSettings.from_env({}) == LogSettings("INFO", "text")
+    env = {"V6RAY_LOG_LEVEL": "debug", "V6RAY_LOG_FORMAT": "JSON"}
+    assert LogSettings.from_env(env) == LogSettings("DEBUG", "json")
+    assert LogSettings.from_env(env, level="warning", format="text") == LogSettings(
+        "WARNING", "text")
+
+
+@pytest.mark.parametrize("env", [{"V6RAY_LOG_LEVEL": "LOUD"}, {"V6RAY_LOG_FORMAT": "xml"}])
+def test_bad_settings_name_the_field(env):
+    with pytest.raises(LogSettingsError, match="log (level|format)"):
+        LogSettings.from_env(env)
+
+
+def test_ray_logging_config_follows_the_settings():
+    config = logs.logging_config(LogSettings("WARNING", "json"))
+    assert (config.encoding, config.log_level) == ("JSON", "WARNING")
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("positions of DU1234567 loaded", "positions of DU****567 loaded"),
+    ("account U7654321: 3 positions", "account U****321: 3 positions"),
+    ("IB error 321: Account F1234567 is not valid", "IB error 321: Account F****567 is not valid"),
+    ("SPY QQQ ES 202606 request 12345678", "SPY QQQ ES 202606 request 12345678"),
+])
+def test_account_ids_are_masked_and_nothing_else(text, masked):
+    assert mask_account(text) == masked
+
+
+def test_secrets_are_hidden_by_value_and_by_key():
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCY"
+    text = f"storage options: aws_secret_access_key={secret} region=us-east-1"
+    assert mask(text, []) == "storage options: aws_secret_access_key=*** region=us-east-1"
+    assert secret not in mask(f"opened with {secret}", [secret])
+    assert mask('{"token": "abc123def"}', []) == '{"token": "***"}'
+
+
+def test_installed_masking_covers_every_logger_of_the_process(monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-value-42")
+    monkeypatch.setattr(logs, "_installed", False)
+    factory = logging.getLogRecordFactory()
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(self.format(record))
+
+    logger = logging.getLogger("ib_async.wrapper")  # a library's logger, not v6ray's
+    handler = Keep()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        logs.install_masking()
+        logs.install_masking()  # idempotent
+        logger.info("Error 321, reqId 7: account %s; key s3cr3t-value-42", "DU1234567")
+    finally:
+        logging.setLogRecordFactory(factory)
+        logger.removeHandler(handler)
+    assert seen == ["Error 321, reqId 7: account DU****567; key ***"]
