@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -39,7 +40,8 @@ def test_snapshot_holds_what_the_page_shows():
     history.add(1002.0, later, {**GATEWAY, "pacing": {**GATEWAY["pacing"], "messages_sent": 140}})
     snap = build_snapshot(7, 1002.0, later, GATEWAY, history, {"simulate": True})
     assert snap["seq"] == 7 and snap["service"]["mode"] == "SIMULATED"
-    assert snap["connection"]["state"] == "connected" and snap["connection"]["ib"] == "127.0.0.1:4002"
+    assert snap["connection"]["state"] == "connected"
+    assert snap["connection"]["ib"] == "127.0.0.1:4002"
     assert snap["queue"]["depth"]["PENDING"] == 5
     assert snap["queue"]["oldest_pending_age_s"] == 3.1
     assert snap["throughput"] == {"finished_per_s": 5.0, "messages_per_s": 20.0}
@@ -128,7 +130,8 @@ def test_page_and_assets_come_from_this_server_only():
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
     # Every URL the page or its assets name is local: no CDN, no font or script elsewhere.
     for text in (html, (STATIC / "monitor.js").read_text(), (STATIC / "monitor.css").read_text()):
-        for url in re.findall(r"(?:src|href)=\"([^\"]+)\"|url\(([^)]+)\)|https?://[^\s\"')]+", text):
+        pattern = r"(?:src|href)=\"([^\"]+)\"|url\(([^)]+)\)|https?://[^\s\"')]+"
+        for url in re.findall(pattern, text):
             url = "".join(url) if isinstance(url, tuple) else url
             assert not url.startswith(("http:", "https:", "//")) or url.startswith(
                 "http://www.w3.org/2000/svg"), url
@@ -166,7 +169,8 @@ def test_token_file_is_private(tmp_path):
     path = deploy.make_token_file(str(tmp_path))
     import os
 
-    assert oct(os.stat(path).st_mode & 0o777) == "0o600" and len(open(path).read()) >= 24
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    assert len(Path(path).read_text()) >= 24
 
 
 def test_dashboard_token_hint_is_the_command_for_this_cluster():
