@@ -34,8 +34,16 @@ GOAL = 0.95
 def one_round(on: bool, n: int, sim_port: int, sim_pid: int) -> dict[str, float]:
     job = JobConfig(runtime_env={"env_vars": {"V6RAY_METRICS": "1" if on else "0"}})
     job.set_py_logging_config(logging_config(LogSettings("INFO" if on else "WARNING")))
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             log_to_driver=False, configure_logging=False, job_config=job)
+    for attempt in range(3):  # a busy 2-core machine can time out a Ray start-up
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+                     log_to_driver=False, configure_logging=False, job_config=job)
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 2:
+                raise
+            time.sleep(5)
     try:
         with GatewayHarness(tempfile.mkdtemp(), f"bench-metrics-{int(on)}", time_scale=1.0,
                             sim_port=sim_port,
