@@ -69,3 +69,20 @@ def test_installed_masking_covers_every_logger_of_the_process(monkeypatch):
         logging.setLogRecordFactory(factory)
         logger.removeHandler(handler)
     assert seen == ["Error 321, reqId 7: account DU****567; key ***"]
+
+
+def test_the_queue_and_gateway_observers_install_the_masking(monkeypatch):
+    from v6ray.observability.gateway import GatewayPublisher
+    from v6ray.observability.requests import RequestObserver
+
+    factory = logging.getLogRecordFactory()
+    try:
+        for make in (RequestObserver, lambda: GatewayPublisher(lambda: None)):
+            monkeypatch.setattr(logs, "_installed", False)
+            logging.setLogRecordFactory(factory)
+            make()
+            record = logging.getLogger("x").makeRecord("x", logging.INFO, "f", 1,
+                                                       "account %s", ("U1234567",), None)
+            assert record.getMessage() == "account U****567"
+    finally:
+        logging.setLogRecordFactory(factory)
