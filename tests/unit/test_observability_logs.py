@@ -86,3 +86,33 @@ def test_the_queue_and_gateway_observers_install_the_masking(monkeypatch):
             assert record.getMessage() == "account U****567"
     finally:
         logging.setLogRecordFactory(factory)
+
+
+@pytest.mark.parametrize("encoding", ["TEXT", "JSON"])
+def test_a_line_batch_writes_the_jobs_layout_in_one_go(encoding, capsys):
+    import json
+
+    batch = logs.LineBatch(logging.getLogger("v6ray.test.batch"), "requests.py", 7, encoding)
+    batch.write([("request r1 market_bars SPY NEW->PENDING", {"request_id": "r1"}),
+                 ("request r2 position_update DU1234567 NEW->PENDING",
+                  {"request_id": "r2", "symbol": "DU1234567"})])
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    if encoding == "JSON":
+        first, second = (json.loads(line) for line in lines)
+        assert first["message"] == "request r1 market_bars SPY NEW->PENDING"
+        assert first["request_id"] == "r1" and first["levelname"] == "INFO"
+        assert second["symbol"] == "DU****567"
+    else:
+        assert "\tINFO requests.py:7 -- request r1 market_bars SPY NEW->PENDING" in lines[0]
+        assert lines[1].endswith("position_update DU****567 NEW->PENDING")
+    assert "DU1234567" not in "\n".join(lines)
+
+
+def test_without_rays_logging_config_lines_go_through_logging(caplog):
+    logger = logging.getLogger("v6ray.test.batch.plain")
+    batch = logs.LineBatch(logger, "requests.py", 7)  # not a Ray worker: no job config
+    assert batch.encoding is None
+    caplog.set_level(logging.INFO, logger=logger.name)
+    batch.write([("one", {}), ("two", {})])
+    assert [r.getMessage() for r in caplog.records] == ["one", "two"]

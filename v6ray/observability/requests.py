@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from v6ray.model import IBRequest, Priority, Status
-from v6ray.observability.logs import install_masking
+from v6ray.observability.logs import LineBatch, install_masking
 from v6ray.observability.metrics import Recorder, recorder
 
 log = logging.getLogger("v6ray.requests")
@@ -44,18 +44,24 @@ def _short(text: str, width: int = 200) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def transition_line(request: IBRequest, previous: Status | None) -> str:
-    """The log line of one state change (the message; Ray adds time, level and worker)."""
+def transition(request: IBRequest, previous: Status | None) -> tuple[str, dict[str, Any]]:
+    """The log line of one state change (its message), and its fields for JSON lines."""
     before = previous.value if previous is not None else "NEW" if _is_new(request) else "?"
+    fields: dict[str, Any] = {
+        "request_id": request.request_id, "request_type": request.request_type.value,
+        "symbol": request.symbol, "status": request.status.value, "previous": before,
+        "attempt": request.attempts, "priority": int(request.priority),
+    }
     line = (
-        f"request {request.request_id} {request.request_type.value} {request.symbol} "
-        f"{before}->{request.status.value} attempt={request.attempts} "
-        f"priority={int(request.priority)}"
+        f"request {request.request_id} {fields['request_type']} {request.symbol} "
+        f"{before}->{fields['status']} attempt={request.attempts} "
+        f"priority={fields['priority']}"
     )
     if request.error_message and request.status in (Status.PENDING, Status.FAILED):
-        code = ib_error_code(request.error_message)
-        line += f" code={code} error={_short(request.error_message)!r}"
-    return line
+        fields["code"] = ib_error_code(request.error_message)
+        fields["error"] = _short(request.error_message)
+        line += f" code={fields['code']} error={fields['error']!r}"
+    return line, fields
 
 
 def _is_new(request: IBRequest) -> bool:
@@ -68,6 +74,7 @@ class RequestObserver:
         self, to: Recorder | None = None, clock: Callable[[], float] = time.time
     ) -> None:
         install_masking()  # this process logs request lines: no account id in full
+        self._lines = LineBatch(log, "requests.py", _journaled_line)
         self._to = to
         self._clock = clock
         # (status, attempts) of every live request seen, to tell changes from renewals.
@@ -86,7 +93,8 @@ class RequestObserver:
 
     def _journaled(self, changes: Iterable[IBRequest], durable: Any) -> None:
         rec = self.recorder
-        logging_on = log.isEnabledFor(logging.INFO)
+        logging_on = self._lines.enabled()
+        lines: list[tuple[str, dict[str, Any]]] = []
         submitted: Counter[tuple[str, str]] = Counter()
         finished: Counter[tuple[str, str]] = Counter()
         failures: Counter[tuple[str, str]] = Counter()
@@ -121,7 +129,8 @@ class RequestObserver:
             ):
                 failures[(rtype, ib_error_code(request.error_message))] += 1
             if logging_on:
-                log.info(transition_line(request, previous[0] if previous else None))
+                lines.append(transition(request, previous[0] if previous else None))
+        self._lines.write(lines)
         for (rtype, priority), n in submitted.items():
             rec.inc("v6ray_requests_submitted", n, {"request_type": rtype, "priority": priority})
         for (rtype, status_name), n in finished.items():
@@ -153,3 +162,6 @@ class RequestObserver:
         oldest = core.oldest_pending_created()
         rec.set("v6ray_queue_oldest_pending_age_seconds",
                 0.0 if oldest is None else max(0.0, self._clock() - oldest))
+
+
+_journaled_line = RequestObserver._journaled.__code__.co_firstlineno
