@@ -31,7 +31,7 @@ function fillFields(data) {
     const text = node.dataset.field === "queue.oldest_pending_age_s" && value == null
       ? "-" : show(value);
     node.textContent = text;
-    if (node.hasAttribute("data-hide-empty")) node.hidden = !text;
+    if (node.hasAttribute("data-hide-empty")) node.closest(".warn").hidden = !text;
   }
   document.getElementById("conn").className =
     "badge " + (data.connection.state === "connected" ? "ok" : "bad");
