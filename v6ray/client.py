@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import ray
@@ -19,7 +19,7 @@ from v6ray.cli_state import ServiceState
 from v6ray.config import Settings
 from v6ray.constants import GATEWAY_ACTOR, NAMESPACE, QUEUE_ACTOR
 from v6ray.errors import NotRunning, RequestTimeout
-from v6ray.model import IBRequest, Priority
+from v6ray.model import IBRequest, Priority, new_request, requests_from_submissions
 from v6ray.submit_coalescer import SubmitCoalescer
 
 # One actor-side wait lasts at most this long, so a long wait spans queue restarts.
@@ -37,27 +37,46 @@ def connect(
     With ``address="auto"`` (and no ``RAY_ADDRESS``), the cluster `v6ray up` recorded in the
     data dir (``data_dir``, else ``V6RAY_DATA_DIR``, else ./v6ray-data) is joined, with the
     loopback and auth settings it was started with; otherwise Ray's own "auto" applies.
+    A host:port address (given, or in ``RAY_ADDRESS``) is checked first and joined as is.
     """
-    if not ray.is_initialized():
-        if address == "auto" and not os.environ.get("RAY_ADDRESS"):
-            state = _recorded_service(data_dir)
-            if state is not None:
-                cluster.connect(state.ray_address, namespace=namespace, auth_mode=state.auth_mode)
-        if not ray.is_initialized():
-            try:
-                ray.init(address=address, namespace=namespace, log_to_driver=False)
-            except ConnectionError as exc:
-                raise NotRunning(f"no Ray cluster at {address!r} ({exc})") from None
+    joined_here = not ray.is_initialized()
+    if joined_here:
+        _join(address, namespace, data_dir)
     try:
         handle = ray.get_actor(QUEUE_ACTOR, namespace=namespace)
     except ValueError:
+        if joined_here:  # not the service's cluster: let a later connect() look again
+            ray.shutdown()
         raise NotRunning(f"no {QUEUE_ACTOR} actor in Ray namespace {namespace!r}") from None
     return Client(handle, namespace=namespace)
 
 
-def _recorded_service(data_dir: str | None) -> ServiceState | None:
+def _join(address: str, namespace: str, data_dir: str | None) -> None:
+    target = (os.environ.get("RAY_ADDRESS") or address) if address == "auto" else address
     state = ServiceState.load(Settings.from_env(data_dir=data_dir).data_path)
-    return state if state is not None and state.cluster_alive() else None
+    if target == "auto" and state is not None and state.cluster_alive():
+        target = state.ray_address
+    if _is_host_port(target):
+        # Not ray.init(target): in a process that imported Ray without the single-machine
+        # switch, Ray rewrites 127.0.0.1 to the machine's routable IP and retries that for
+        # many minutes while the cluster listens on loopback only. cluster.connect keeps
+        # loopback, answers in seconds when nothing listens, and applies the auth mode
+        # `v6ray up` recorded for this address.
+        same = state is not None and state.ray_address == target
+        cluster.connect(target, namespace=namespace, auth_mode=state.auth_mode if same else None)
+        return
+    try:
+        ray.init(address=target, namespace=namespace, log_to_driver=False)
+    except ConnectionError as exc:
+        raise NotRunning(f"no Ray cluster at {target!r} ({exc})") from None
+
+
+def _is_host_port(address: str) -> bool:
+    try:
+        cluster.split_address(address)
+    except ValueError:
+        return False
+    return "://" not in address
 
 
 def original_error(exc: RayTaskError) -> BaseException:
@@ -99,18 +118,24 @@ class Client:
 
         Thread-safe: submits made at the same time from several threads go to the queue
         together (see ``v6ray.submit_coalescer``); each still gets its own id or error.
+        The submission is checked here first, so a bad one fails only its own caller and
+        never reaches the shared call (the queue checks it again); what is sent holds plain
+        values only, which Ray can always ship.
         """
-        return self._submits.submit({
-            "request_type": request_type,
-            "symbol": symbol,
-            "priority": priority,
-            "parameters": parameters,
-            "result_table": result_table,
-        })
+        request = new_request(
+            request_type, symbol, priority=priority, parameters=parameters,
+            result_table=result_table,
+        )
+        return self._submits.submit(request.as_submission())
 
     def submit_many(self, items: Sequence[dict[str, Any]]) -> list[str]:
-        """Queue many requests at once, all or nothing; ids in the order of ``items``."""
-        return self._call("submit_many", list(items))
+        """Queue many requests at once, all or nothing; ids in the order of ``items``.
+
+        At most ``v6ray.model.MAX_SUBMIT_MANY`` items per call; ``InvalidRequest`` naming
+        the first bad item (``items[3].symbol``), checked here before anything is sent.
+        """
+        requests = requests_from_submissions(_as_list(items))
+        return self._call("submit_many", [request.as_submission() for request in requests])
 
     def get(self, request_id: str) -> IBRequest | None:
         return self._call("get", request_id)
@@ -147,3 +172,10 @@ class Client:
             return {"state": "error", "error": str(original_error(exc))}
         except (RayActorError, GetTimeoutError) as exc:
             return {"state": "unreachable", "error": str(exc)}
+
+
+def _as_list(items: Any) -> Any:
+    """Any iterable of items as a list; anything else as is (for the error it gets)."""
+    if isinstance(items, Iterable) and not isinstance(items, str | bytes | Mapping):
+        return list(items)
+    return items

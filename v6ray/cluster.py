@@ -35,6 +35,8 @@ from typing import Any
 
 from v6ray.errors import NotRunning
 
+log = logging.getLogger(__name__)
+
 HEAD_START_TIMEOUT = 90.0  # `ray start` takes ~5 s on an idle machine; CI shares 2 cores
 HEAD_STOP_TIMEOUT = 30.0  # then SIGKILL whatever is left of the process group
 OBJECT_STORE_BYTES = 512 * 1024 * 1024  # results are small Arrow tables; don't take 30% of RAM
@@ -112,41 +114,92 @@ def use_single_machine_mode() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False  # read at call time; the env only at import
 
 
+def _default_token_path() -> Path:
+    return Path.home() / ".ray" / "auth_token"  # where Ray itself looks first
+
+
 def _token_available() -> bool:
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
         return True
-    return (Path.home() / ".ray" / "auth_token").exists()
+    return _default_token_path().exists()
 
 
 def _prepare_auth(env: dict[str, str]) -> str | None:
     """The auth mode for a head we start: the user's RAY_AUTH_MODE, else Ray's default (token).
 
     Ray creates ``~/.ray/auth_token`` itself for local clusters; ``ray start`` does not, so
-    when none exists it is generated the way ``ray get-auth-token --generate`` does. The
-    token is never read or printed by v6ray.
+    when none exists one is generated as ``ray get-auth-token --generate`` would, but
+    readable by its owner only. The token is never read or printed by v6ray.
     """
     if env.get(_AUTH_MODE_ENV):
+        if env[_AUTH_MODE_ENV].lower() == "disabled":
+            _warn_auth_disabled()
         return env[_AUTH_MODE_ENV]
     if not _token_available():
-        from ray._private.authentication.authentication_token_setup import (
-            generate_and_save_token,
-        )
-
-        generate_and_save_token()
+        create_token_file(_default_token_path())
     env[_AUTH_MODE_ENV] = "token"
     return "token"
+
+
+def create_token_file(path: Path) -> bool:
+    """Write a new random token to ``path`` (mode 0600, its folder 0700 if made here).
+
+    Ray's own writer leaves it to the umask: 0644 under the usual 022, readable by every
+    local user, and the token lets its holder run code in the cluster. Written to a
+    private temporary file first and linked into place, so a reader never sees half a
+    token and a token someone wrote meanwhile is kept (False then).
+    """
+    folder = path.parent
+    if not folder.is_dir():
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)  # mkdir's mode is subject to the umask
+    tmp = folder / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        os.write(fd, secrets.token_hex(32).encode())  # Ray's format: 256 random bits, hex
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+    return True
+
+
+_auth_disabled_warned = False
+
+
+def _warn_auth_disabled() -> None:
+    """Once per process: without auth, anyone who reaches the cluster's ports runs code."""
+    global _auth_disabled_warned
+    if _auth_disabled_warned:
+        return
+    _auth_disabled_warned = True
+    log.warning(
+        "Ray token authentication is disabled (RAY_AUTH_MODE=disabled): any local "
+        "user or process that reaches the cluster's ports can run code in it; unset "
+        "RAY_AUTH_MODE to use a token"
+    )
 
 
 def apply_auth_mode(auth_mode: str | None) -> None:
     """Before connecting: use the auth mode the cluster was started with."""
     if auth_mode and not os.environ.get(_AUTH_MODE_ENV):
         os.environ[_AUTH_MODE_ENV] = auth_mode
-        try:  # Ray caches its config per process; refresh it as Ray itself does
-            from ray._raylet import Config
+    if not os.environ.get(_AUTH_MODE_ENV):
+        return
+    # Ray caches its config when it is imported; a process that imported Ray before the
+    # variable was set (a notebook opened before `v6ray up`) must refresh it, as Ray does.
+    try:
+        from ray._raylet import Config
 
-            Config.initialize("")
-        except Exception:  # noqa: BLE001 - older Ray: the env var alone is enough
-            pass
+        Config.initialize("")
+    except Exception:  # noqa: BLE001 - older Ray: the env var alone is enough
+        pass
 
 
 # --------------------------------------------------------------------------- start / stop

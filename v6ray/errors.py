@@ -6,6 +6,8 @@ constructor arguments in ``args`` so ``pickle`` can rebuild it.
 
 from __future__ import annotations
 
+import errno
+
 
 class V6RayError(Exception):
     """Base of every error v6ray raises on purpose."""
@@ -112,3 +114,48 @@ class StorageError(V6RayError):
 
     def __str__(self) -> str:
         return f"writing table {self.table!r} failed: {self.detail}"
+
+
+class NoTables(V6RayError, FileNotFoundError):
+    """A data dir holds none of v6ray's tables (a typo, or not the service's data dir)."""
+
+    def __init__(self, data_dir: str, looked_in: tuple[str, ...]) -> None:
+        # errno, strerror, filename: what any FileNotFoundError handler expects to find.
+        super().__init__(errno.ENOENT, "no v6ray tables", data_dir)
+        self.data_dir = data_dir
+        self.looked_in = tuple(looked_in)
+
+    def __reduce__(self):  # OSError's own reduce would rebuild it from (errno, strerror)
+        return (type(self), (self.data_dir, self.looked_in))
+
+    def __str__(self) -> str:
+        from v6ray.storage.schemas import TABLES
+
+        return (
+            f"no v6ray tables in {self.data_dir}: looked for Delta tables "
+            f"({', '.join(TABLES)}) in {' and '.join(self.looked_in)}; give the data dir "
+            "the service writes to (`v6ray up --data-dir`, V6RAY_DATA_DIR)"
+        )
+
+
+class TableLocked(StorageError):
+    """Another process writes this table (it holds the table's writer lock)."""
+
+    def __init__(self, path: str, holder: str, waited: float) -> None:
+        V6RayError.__init__(self, path, holder, waited)
+        self.table = path
+        self.path = path
+        self.holder = holder
+        self.waited = waited
+        self.detail = f"held by {holder}"
+
+    def __str__(self) -> str:
+        return (
+            f"table {self.path!r} is being written by {self.holder} (waited "
+            f"{self.waited:.1f} s for its writer lock); only one queue may use a data dir: "
+            f"stop the other one, or wait for it to exit"
+        )
+
+
+class SchemaMismatch(StorageError):
+    """Rows to append do not fit the table's schema; nothing was committed."""

@@ -2,15 +2,15 @@
 
 ``new_request`` is the single door into the queue: anything it accepts is well-formed for
 its handler, anything else raises ``InvalidRequest`` naming the field, before anything is
-queued. Parameter rules per request type live in ``v6ray.parameters``.
+queued. Parameter rules per request type live in ``v6ray.parameters``, the payload's own
+checks (JSON, nesting, Unicode) in ``v6ray.payload``.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
@@ -18,6 +18,7 @@ from typing import Any
 
 from v6ray import constants
 from v6ray.errors import InvalidRequest
+from v6ray.payload import canonical_json, field_name, parse_parameters_payload, shown
 
 
 class RequestType(StrEnum):
@@ -62,8 +63,11 @@ RESULT_TABLES: dict[RequestType, str] = {
 }
 
 SUBMISSION_FIELDS = ("request_type", "symbol", "priority", "parameters", "result_table")
+# One submit_many call takes at most this many items: one call is one actor message and
+# one stretch of the queue's event loop (~30 us of validation per item).
+MAX_SUBMIT_MANY = 10_000
 ALL_SYMBOLS = "*"
-_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-/ ]*$")
+_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9.\-/ ]*$", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True, eq=True)
@@ -99,10 +103,16 @@ class IBRequest:
     def with_changes(self, **changes: Any) -> IBRequest:
         return replace(self, **changes)
 
-
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no spaces: equal parameters give equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    def as_submission(self) -> dict[str, Any]:
+        """The ``submit_many`` item that asks for this request again, in plain values only
+        (what a client sends after checking a submission itself)."""
+        return {
+            "request_type": self.request_type.value,
+            "symbol": self.symbol,
+            "priority": int(self.priority),
+            "parameters": self.parameters,
+            "result_table": self.result_table,
+        }
 
 
 def dedup_key(request_type: RequestType, symbol: str, parameters: Mapping[str, Any]) -> str:
@@ -117,34 +127,46 @@ def utc_now() -> datetime:
 # --------------------------------------------------------------------------- validation
 
 
+def _folded(value: str) -> str | None:
+    """``value`` stripped and ready for case-insensitive matching, or None when it is not
+    ASCII: Unicode case mapping turns other text into ASCII ("ﬀ".upper() == "FF",
+    "ı".upper() == "I", the Kelvin sign lowers to "k"), so it could pass for a name."""
+    return value.strip() if value.isascii() else None
+
+
 def parse_request_type(value: Any) -> RequestType:
     if isinstance(value, RequestType):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and (text := _folded(value)) is not None:
         try:
-            return RequestType(value.strip().lower())
+            return RequestType(text.lower())
         except ValueError:
             pass
     known = ", ".join(t.value for t in RequestType)
-    raise InvalidRequest("request_type", f"{value!r} is not one of {known}")
+    raise InvalidRequest("request_type", f"{shown(value)} is not one of {known}")
 
 
 def parse_priority(value: Any) -> Priority:
     if isinstance(value, Priority):
         return value
-    if isinstance(value, str) and value.strip().upper() in Priority.__members__:
-        return Priority[value.strip().upper()]
+    text = _folded(value) if isinstance(value, str) else None
+    if text is not None and text.upper() in Priority.__members__:
+        return Priority[text.upper()]
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 3:
         return Priority(value)
     raise InvalidRequest(
-        "priority", f"{value!r} is not 1 (IMMEDIATE), 2 (NORMAL) or 3 (BACKGROUND)"
+        "priority", f"{shown(value)} is not 1 (IMMEDIATE), 2 (NORMAL) or 3 (BACKGROUND)"
     )
 
 
 def parse_symbol(value: Any, request_type: RequestType) -> str:
     if not isinstance(value, str):
         raise InvalidRequest("symbol", f"must be text, got {type(value).__name__}")
-    symbol = value.strip().upper()
+    if (text := _folded(value)) is None:
+        raise InvalidRequest(
+            "symbol", f"{shown(value)} is not ASCII; IB symbols are ASCII letters and digits"
+        )
+    symbol = text.upper()
     if not symbol:
         raise InvalidRequest("symbol", "is empty")
     if len(symbol) > constants.MAX_SYMBOL_LENGTH:
@@ -155,39 +177,9 @@ def parse_symbol(value: Any, request_type: RequestType) -> str:
         raise InvalidRequest("symbol", "'*' (all) is only meaningful for position_update")
     if not _SYMBOL_RE.match(symbol):
         raise InvalidRequest(
-            "symbol", f"{value!r} may hold only letters, digits, '.', '-', '/' and spaces"
+            "symbol", f"{shown(value)} may hold only letters, digits, '.', '-', '/' and spaces"
         )
     return symbol
-
-
-def parse_parameters_payload(value: Any) -> dict[str, Any]:
-    """Accept a mapping or JSON object text; enforce the size limit; return a plain dict."""
-    if value is None:
-        return {}
-    if isinstance(value, str | bytes):
-        if len(value) > constants.MAX_PARAMETERS_BYTES:
-            raise _oversized(len(value))
-        try:
-            value = json.loads(value)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequest("parameters", f"is not valid JSON ({exc})") from None
-    if not isinstance(value, Mapping):
-        raise InvalidRequest("parameters", f"must be a JSON object, got {type(value).__name__}")
-    try:
-        text = canonical_json(dict(value))
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequest("parameters", f"is not JSON-serializable ({exc})") from None
-    if len(text.encode()) > constants.MAX_PARAMETERS_BYTES:
-        raise _oversized(len(text.encode()))
-    for key in value:
-        if not isinstance(key, str):
-            raise InvalidRequest("parameters", f"keys must be text, got {key!r}")
-    return dict(value)
-
-
-def _oversized(size: int) -> InvalidRequest:
-    limit = constants.MAX_PARAMETERS_BYTES
-    return InvalidRequest("parameters", f"payload is {size} bytes; the limit is {limit}")
 
 
 def parse_result_table(value: Any, request_type: RequestType) -> str:
@@ -198,7 +190,8 @@ def parse_result_table(value: Any, request_type: RequestType) -> str:
 
     if not isinstance(value, str) or value not in TABLES:
         raise InvalidRequest(
-            "result_table", f"{value!r} is not a registered table ({', '.join(sorted(TABLES))})"
+            "result_table",
+            f"{shown(value)} is not a registered table ({', '.join(sorted(TABLES))})",
         )
     if value != expected:
         raise InvalidRequest(
@@ -217,15 +210,20 @@ def new_request(
     now: datetime | None = None,
     request_id: str | None = None,
 ) -> IBRequest:
-    """Validate a submission and build its PENDING request; raises ``InvalidRequest``."""
-    from v6ray.parameters import normalize_parameters
-
-    rtype = parse_request_type(request_type)
-    sym = parse_symbol(symbol, rtype)
-    prio = parse_priority(priority)
-    params = normalize_parameters(rtype, sym, parse_parameters_payload(parameters))
-    table = parse_result_table(result_table, rtype)
+    """Validate a submission and build its PENDING request; raises ``InvalidRequest`` (and
+    nothing else, whatever the input). ``now`` is the creation time and the clock that
+    time-dependent rules (``end`` not in the future) are checked against."""
     stamp = now or utc_now()
+    try:
+        rtype, sym, prio, params, table = _validated(
+            request_type, symbol, priority, parameters, result_table, stamp
+        )
+    except InvalidRequest:
+        raise
+    except Exception as exc:  # a rule that missed a kind of input: still the caller's input
+        raise InvalidRequest(
+            "request", f"could not be checked ({type(exc).__name__}: {shown(exc)})"
+        ) from None
     return IBRequest(
         request_id=request_id or str(uuid.uuid4()),
         request_type=rtype,
@@ -240,15 +238,54 @@ def new_request(
     )
 
 
+def _validated(
+    request_type: Any, symbol: Any, priority: Any, parameters: Any, result_table: Any,
+    now: datetime,
+) -> tuple[RequestType, str, Priority, dict[str, Any], str]:
+    from v6ray.parameters import normalize_parameters
+
+    rtype = parse_request_type(request_type)
+    sym = parse_symbol(symbol, rtype)
+    prio = parse_priority(priority)
+    params = normalize_parameters(rtype, sym, parse_parameters_payload(parameters), now=now)
+    table = parse_result_table(result_table, rtype)
+    return rtype, sym, prio, params, table
+
+
+def check_items(items: Any) -> None:
+    """A ``submit_many`` list: a list or tuple of at most ``MAX_SUBMIT_MANY`` items."""
+    if not isinstance(items, list | tuple):
+        raise InvalidRequest("items", f"must be a list of mappings, got {type(items).__name__}")
+    if len(items) > MAX_SUBMIT_MANY:
+        raise InvalidRequest(
+            "items", f"{len(items)} items; one call takes at most {MAX_SUBMIT_MANY} (split it)"
+        )
+
+
+def requests_from_submissions(
+    items: Any, *, stamp: Callable[[], datetime] = utc_now
+) -> list[IBRequest]:
+    """Every ``submit_many`` item as a request, or ``InvalidRequest`` naming the first bad
+    one (``items[3].symbol``): all or nothing. ``stamp`` gives each its creation time."""
+    check_items(items)
+    requests = []
+    for index, item in enumerate(items):
+        try:
+            requests.append(request_from_submission(item, now=stamp()))
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"items[{index}].{exc.field}", exc.reason) from None
+    return requests
+
+
 def request_from_submission(item: Any, *, now: datetime | None = None) -> IBRequest:
     """Build a request from one ``submit_many`` item (a mapping of the submission fields)."""
     if not isinstance(item, Mapping):
         raise InvalidRequest("request", f"each item must be a mapping, got {type(item).__name__}")
-    unknown = sorted(str(k) for k in item if k not in SUBMISSION_FIELDS)
+    unknown = [k for k in item if k not in SUBMISSION_FIELDS]
     if unknown:
         raise InvalidRequest(
-            unknown[0] or "request",  # an empty key would name no field at all
-            f"unknown field {unknown[0]!r}; allowed: {', '.join(SUBMISSION_FIELDS)}",
+            field_name("", unknown[0]) or "request",
+            f"unknown field {shown(unknown[0])}; allowed: {', '.join(SUBMISSION_FIELDS)}",
         )
     if "request_type" not in item:
         raise InvalidRequest("request_type", "is required")

@@ -34,10 +34,13 @@ def one_line(stats: Mapping[str, Any]) -> str:
     queue, gateway = stats.get("queue") or {}, stats.get("gateway") or {}
     depth = queue.get("depth") or {}
     lines = f"{_get(gateway, 'lines_in_use')}/{_get(gateway, 'line_budget')}"
+    restarted = [f"{_label(name)} {task['restarts']}×"
+                 for name, task in _tasks(gateway).items() if task.get("restarts")]
     return (
         f"queue {depth.get('PENDING', 0)} pending · in flight {_get(queue, 'in_flight')}"
         f" · IB {_get(gateway, 'state')} (circuit {_get(gateway, 'circuit')})"
         f" · lines {lines} · ok {depth.get('SUCCESS', 0)} · failed {depth.get('FAILED', 0)}"
+        + (" · restarted " + ", ".join(restarted) if restarted else "")
     )
 
 
@@ -85,6 +88,7 @@ def to_text(stats: Mapping[str, Any], service: Mapping[str, Any] | None = None) 
     out.append("  IB errors   " + (_flat(errors) if errors else "none"))
     if gateway.get("last_error"):
         out.append(f"  last error  {_short(gateway['last_error'])}")
+    out.extend(_task_lines(gateway))
     if gateway.get("error"):
         out.append(f"  stats error {_short(gateway['error'])}")
     simulator = stats.get("simulator")
@@ -102,6 +106,40 @@ def to_text(stats: Mapping[str, Any], service: Mapping[str, Any] | None = None) 
     return "\n".join(out).lstrip("\n")
 
 
+def _tasks(gateway: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    tasks = gateway.get("tasks")
+    if not isinstance(tasks, Mapping):
+        return {}
+    return {str(name): task for name, task in tasks.items() if isinstance(task, Mapping)}
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _task_lines(gateway: Mapping[str, Any]) -> list[str]:
+    """The gateway's supervised loops: one line for the healthy ones, one per loop that
+    ever died ("claim loop restarted 3×, last error …")."""
+    tasks = _tasks(gateway)
+    if not tasks:
+        return []
+    healthy, troubled = [], []
+    for name in sorted(tasks):
+        task = tasks[name]
+        state = str(task.get("state", "-"))
+        if not task.get("restarts"):
+            healthy.append(f"{_label(name)} {state}")
+            continue
+        line = f"{_label(name)} restarted {task['restarts']}×"
+        if state != "running":
+            line += f", now {state}"
+        if task.get("last_error"):
+            line += f", last error {task['last_error']}"
+        troubled.append(_short(line))
+    lines = troubled + ([" · ".join(healthy)] if healthy else [])
+    return [f"  {'tasks' if i == 0 else '':<12}{line}" for i, line in enumerate(lines)]
+
+
 def _simulator_lines(simulator: Mapping[str, Any]) -> list[str]:
     """What the simulated IB Gateway counted: the proof that no IB limit was broken."""
     title = ["", "simulator (SIMULATED IB Gateway)"]
@@ -110,10 +148,12 @@ def _simulator_lines(simulator: Mapping[str, Any]) -> list[str]:
     connections = simulator.get("connections") or {}
     lines = simulator.get("market_data_lines") or {}
     violations = simulator.get("violations") or {}
+    messages = simulator.get("messages") or {}
     return [
         *title,
         f"  connections {_get(connections, 'active')} active · {_get(connections, 'total')} total"
-        f" · messages {_get(simulator.get('messages') or {}, 'total')}",
+        f" · messages {_get(messages, 'total')}"
+        f" · peak {_get(messages, 'peak_per_window')} in any {_get(messages, 'window_seconds')} s",
         f"  lines       {_get(lines, 'in_use')} in use · peak {_get(lines, 'peak')}"
         f" of {_get(lines, 'capacity')}",
         "  violations  " + (_flat(violations) if violations else "none"),

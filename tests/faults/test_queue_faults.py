@@ -176,3 +176,47 @@ def test_client_wait_survives_a_queue_restart(ray_namespace, data_dir):
     assert ray.get(queue.complete.remote(rid, "gw", {"rows": 1}))
     waiter.join(timeout=30)
     assert outcome["final"].status is Status.SUCCESS
+
+
+HOLD_JOURNAL = textwrap.dedent("""
+    import sys, time
+    from v6ray.queue.journal import Journal
+
+    journal = Journal(sys.argv[1])
+    print("holding", flush=True)
+    time.sleep(300)
+""")
+
+
+def test_a_second_queue_on_a_data_dir_in_use_fails_with_a_clear_error(ray_namespace, data_dir):
+    """Another process (a second service, a predecessor still exiting) writes the journal:
+    the queue waits its bounded time for the writer lock, then dies saying why."""
+    from v6ray.queue.config import QueueConfig
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_JOURNAL, data_dir], env=env,
+                              stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        queue = get_or_create_queue(
+            data_dir, QueueConfig(journal_lock_timeout_seconds=2.0), namespace=ray_namespace)
+        started = time.monotonic()
+        try:
+            ray.get(queue.ping.remote(), timeout=120)
+            raise AssertionError("a queue started beside another journal writer")
+        except ACTOR_DOWN as exc:
+            message = str(exc)
+        assert "only one queue may use a data dir" in message
+        assert f"pid {holder.pid}" in message
+        assert time.monotonic() - started < 90
+        holder.kill()  # as SIGKILL: the kernel releases the lock
+        holder.wait(timeout=30)
+        ray.kill(queue, no_restart=True)
+        successor = get_or_create_queue(data_dir, namespace=ray_namespace, name="queue-2")
+        assert ray.get(successor.ping.remote(), timeout=120) == "pong"
+        assert ray.get(successor.submit.remote("futures_snapshot", "ES"), timeout=60)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(timeout=30)

@@ -222,6 +222,38 @@ def test_plain_connect_finds_the_service_through_the_data_dir(service):
     assert done.stdout.strip().splitlines()[-1] == "SUCCESS"
 
 
+NOTEBOOK = """
+import os, sys, time
+import ray  # before the address is known: the single-machine switch was never set
+import v6ray
+address = sys.stdin.readline().strip()
+if sys.argv[1] == "RAY_ADDRESS":
+    os.environ["RAY_ADDRESS"] = address
+started = time.monotonic()
+client = v6ray.connect(address if sys.argv[1] == "argument" else "auto")
+client.stats()
+print(time.monotonic() - started)
+"""
+
+
+@pytest.mark.parametrize("how", ["argument", "RAY_ADDRESS"])
+def test_a_process_that_imported_ray_first_connects_to_the_printed_address(
+    service, tmp_path, how
+):
+    """A notebook opened before `up`, given the address `up` printed: it connects in
+    seconds (Ray used to rewrite 127.0.0.1 to the routable IP and retry for ~14 min)."""
+    env = {**os.environ, "PYTHONPATH": REPO}
+    for var in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER",
+                "V6RAY_DATA_DIR"):
+        env.pop(var, None)
+    done = subprocess.run(
+        [sys.executable, "-c", NOTEBOOK, how], input=service["state"]["ray_address"] + "\n",
+        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) < 30
+
+
 def test_up_again_says_already_running(service):
     done = v6ray_cli("up", "--simulate", "--detach", "--data-dir", str(service["base"]), check=True)
     assert "already running" in done.stdout

@@ -234,6 +234,12 @@ def test_show_missing_data_dir(capsys, tmp_path):
 
 
 def test_show_empty_table_without_a_service(capsys, tmp_path):
+    from v6ray.queue.journal import Journal
+
+    code, _, err = run_main(capsys, "show", "market_bars", "--data-dir", str(tmp_path))
+    assert code == EXIT_ERROR  # a folder without v6ray tables is not "no rows"
+    assert_one_line_error(err, "no v6ray tables", str(tmp_path))
+    Journal(str(tmp_path))  # a data dir the service used: market_bars just not written yet
     code, out, err = run_main(capsys, "show", "market_bars", "--data-dir", str(tmp_path))
     assert code == 0, err
     assert "close" in out  # the header of the (empty) frame

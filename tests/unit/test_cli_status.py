@@ -81,6 +81,32 @@ def test_text_status_survives_a_gateway_that_is_not_running():
     assert "lines" in status.one_line({})
 
 
+RESTARTED = {
+    "claim_loop": {"state": "running", "restarts": 3,
+                   "last_error": "RuntimeError: queue actor restarting", "last_error_at": 1.0},
+    "connection_watchdog": {"state": "running", "restarts": 0, "last_error": None,
+                            "last_error_at": None},
+}
+
+
+def test_status_says_which_gateway_loop_restarted_how_often_and_why():
+    stats = {**STATS, "gateway": {**STATS["gateway"], "tasks": RESTARTED}}
+    text = status.to_text(stats)
+    assert "claim loop restarted 3×, last error RuntimeError: queue actor restarting" in text
+    assert "connection watchdog running" in text
+    assert "restarted claim loop 3×" in status.one_line(stats)
+    payload = json.loads(status.to_json(stats))
+    assert payload["gateway"]["tasks"]["claim_loop"]["restarts"] == 3
+    healthy = {**STATS, "gateway": {**STATS["gateway"], "tasks": {
+        name: {**task, "restarts": 0, "last_error": None} for name, task in RESTARTED.items()}}}
+    assert "claim loop running · connection watchdog running" in status.to_text(healthy)
+    assert "restarted" not in status.to_text(healthy) + status.one_line(healthy)
+    waiting = {"gateway": {"tasks": {"claim_loop": {**RESTARTED["claim_loop"],
+                                                    "state": "restarting"}}}}
+    assert "claim loop restarted 3×, now restarting" in status.to_text(waiting)
+    assert "tasks" not in status.to_text({"gateway": {"tasks": "garbled"}})
+
+
 def test_json_status_round_trips():
     payload = json.loads(status.to_json(STATS, {"ray_address": "127.0.0.1:1"}))
     assert payload["queue"]["depth"]["SUCCESS"] == 40
@@ -163,14 +189,14 @@ def test_text_status_shows_the_simulators_counters():
         "gateway": {},
         "simulator": {
             "connections": {"active": 1, "total": 2},
-            "messages": {"total": 153},
+            "messages": {"total": 153, "peak_per_window": 44, "window_seconds": 1.0},
             "market_data_lines": {"in_use": 3, "peak": 46, "capacity": 100},
             "violations": {"101": 2},
         },
     }
     text = status.to_text(stats, {"simulate": True})
     assert "simulator (SIMULATED IB Gateway)" in text
-    assert "connections 1 active · 2 total · messages 153" in text
+    assert "connections 1 active · 2 total · messages 153 · peak 44 in any 1 s" in text
     assert "peak 46 of 100" in text
     assert "violations  101=2" in text
     quiet = status.to_text({**stats, "simulator": {**stats["simulator"], "violations": {}}})

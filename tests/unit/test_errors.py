@@ -21,6 +21,9 @@ SAMPLES = {
                                                          retryable=True),
     errors.GatewayUnavailable: lambda: errors.GatewayUnavailable("circuit open"),
     errors.StorageError: lambda: errors.StorageError("ib_requests", "disk full"),
+    errors.NoTables: lambda: errors.NoTables("/data/typo", ("/data/typo", "/data/typo/sim")),
+    errors.TableLocked: lambda: errors.TableLocked("/data/ib_requests", "pid 7 on h", 30.0),
+    errors.SchemaMismatch: lambda: errors.SchemaMismatch("ib_requests", "seq: int32 != long"),
 }
 
 
@@ -48,5 +51,7 @@ def test_users_can_catch_them_as_builtin_kinds():
     assert isinstance(errors.InvalidRequest("f", "r"), ValueError)
     assert isinstance(errors.RequestTimeout("id", 1), TimeoutError)
     assert isinstance(errors.UnknownRequest("id"), KeyError)
+    missing = errors.NoTables("/data/typo", ("/data/typo",))
+    assert isinstance(missing, FileNotFoundError) and missing.filename == "/data/typo"
     assert isinstance(errors.NotRunning(), RuntimeError)
     assert "field" in str(errors.InvalidRequest("field", "why"))

@@ -9,13 +9,16 @@ import time
 from v6ray.gateway.breaker import CircuitBreaker
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.connection import DISCONNECTED, Connection
+from v6ray.gateway.pacing import Pacer, PacingLimits
+from v6ray.gateway.permits import PermitGate
 
 IN_USE = "Unable to connect as the client id is already in use."
 
 
 def refusing_connection(max_retries: int) -> Connection:
     config = GatewayConfig(connect_timeout=30.0, client_id_max_retries=max_retries)
-    connection = Connection(config, CircuitBreaker(failure_threshold=100))
+    gate = PermitGate(Pacer(PacingLimits.from_config(config)))
+    connection = Connection(config, CircuitBreaker(failure_threshold=100), gate)
 
     async def connect_refused_by_326(*args, **kwargs):
         # TWS sends 326 and closes the socket; ib_async keeps waiting for the API start.

@@ -85,3 +85,19 @@ def test_a_failed_call_raises_in_every_caller_of_that_batch():
             await out.fail("c", "x", False)
 
     run(scenario())
+
+
+def test_an_answer_that_does_not_match_the_batch_fails_every_caller_instead_of_hanging():
+    """A caller left waiting would keep its request in flight (and its lease renewed) forever."""
+    async def scenario():
+        queue = FakeQueue()
+        queue.complete_many = FakeMethod(lambda items: [True])  # one answer for any batch
+        out = OutcomeReporter(queue, "gw")
+        results = await asyncio.wait_for(
+            asyncio.gather(out.complete("a", {}), out.complete("b", {}),
+                           return_exceptions=True), 2.0)
+        assert [type(r) for r in results] == [RuntimeError, RuntimeError]
+        assert "1 answer(s) for 2" in str(results[0])
+        assert await out.complete("c", {}) is True  # the lane still works
+
+    run(scenario())

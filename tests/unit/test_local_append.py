@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from v6ray.storage.local_append import LocalAppender, latest_version
+from v6ray.errors import SchemaMismatch
+from v6ray.storage.local_append import (
+    CommitConflict,
+    LocalAppender,
+    latest_version,
+    remove_stale_files,
+)
 
 SCHEMA = pa.schema([("key", pa.string()), ("seq", pa.int64()), ("note", pa.string())])
 
@@ -88,3 +97,75 @@ def test_version_is_found_after_a_checkpoint_and_log_cleanup(table_dir):
     assert latest_version(os.path.join(table_dir, "_delta_log")) == 3
     assert LocalAppender(table_dir).append(rows(10, 1)) == 4
     assert DeltaTable(table_dir).to_pyarrow_table().num_rows == 4
+
+
+def data_files(table_dir: str) -> set[str]:
+    return {n for n in os.listdir(table_dir) if n.endswith(".parquet")}
+
+
+def test_rows_that_do_not_fit_the_schema_are_refused_before_anything_is_written(table_dir):
+    appender = LocalAppender(table_dir)
+    appender.append(rows(1, 1))
+    files = data_files(table_dir)
+    wrong_type = rows(2, 1).set_column(1, "seq", pa.array(["2"]))
+    missing = rows(2, 1).drop_columns(["note"])
+    extra = rows(2, 1).append_column("colour", pa.array(["red"]))
+    narrow = pa.table({"key": ["k"], "seq": [2], "note": ["x"]}).cast(
+        pa.schema([("key", pa.string()), ("seq", pa.int32()), ("note", pa.string())]))
+    for bad, why in [(wrong_type, "'seq' is string, the table has long"),
+                     (missing, "'note' is missing"), (extra, "'colour' is not in the table"),
+                     (narrow, "'seq' is integer, the table has long")]:
+        with pytest.raises(SchemaMismatch, match=why):
+            appender.append(bad)
+    assert data_files(table_dir) == files  # nothing written
+    assert DeltaTable(table_dir).version() == 1
+    # Arrow's large_string is Delta's string too: fits.
+    assert appender.append(rows(2, 1).cast(pa.schema(
+        [("key", pa.large_string()), ("seq", pa.int64()), ("note", pa.string())]))) == 2
+
+
+ADD_COLUMN = """
+import sys
+from deltalake import DeltaTable, Field
+DeltaTable(sys.argv[1]).alter.add_columns([Field("colour", "string", nullable=True)])
+"""
+
+
+def test_a_schema_change_by_another_process_refuses_the_blind_commit(table_dir):
+    appender = LocalAppender(table_dir)
+    appender.append(rows(1, 1))
+    subprocess.run([sys.executable, "-c", ADD_COLUMN, table_dir], check=True, timeout=120)
+    files = data_files(table_dir)
+    with pytest.raises(CommitConflict, match="changed the table's metadata"):
+        appender.append(rows(2, 1))  # lost the race for version 2 to the schema change
+    assert data_files(table_dir) == files  # its data file is gone again
+    with pytest.raises(SchemaMismatch, match="'colour' is missing"):
+        appender.append(rows(2, 1))  # checked against the new schema now
+    assert DeltaTable(table_dir).version() == 2
+    assert DeltaTable(table_dir).to_pyarrow_table().num_rows == 1
+
+
+def test_stale_leftovers_of_crashed_writers_are_removed_young_ones_kept(table_dir):
+    appender = LocalAppender(table_dir)
+    appender.append(rows(1, 1))
+    log_dir = os.path.join(table_dir, "_delta_log")
+    leftovers = {
+        "part-00000-old-c000.snappy.parquet": 7200,
+        "part-00000-young-c000.snappy.parquet": 60,
+        os.path.join("_delta_log", ".v6ray-0123abcd.json.tmp"): 7200,
+        os.path.join("_delta_log", ".v6ray-4567abcd.json.tmp"): 60,
+        os.path.join("_delta_log", "_commit_0b1c2d3e-aaaa-bbbb-cccc-000000000000.json.tmp"): 7200,
+    }
+    for name, age in leftovers.items():
+        full = os.path.join(table_dir, name)
+        with open(full, "wb") as sink:
+            sink.write(b"{}")
+        os.utime(full, (time.time() - age, time.time() - age))
+    old_committed = os.path.join(table_dir, sorted(data_files(table_dir))[0])
+    os.utime(old_committed, (time.time() - 7200, time.time() - 7200))  # named by a commit
+    removed = remove_stale_files(table_dir, DeltaTable(table_dir), min_age_seconds=3600)
+    assert sorted(removed) == sorted(n for n, age in leftovers.items() if age > 3600)
+    assert os.path.exists(old_committed)
+    assert "part-00000-young-c000.snappy.parquet" in os.listdir(table_dir)
+    assert os.listdir(log_dir).count(".v6ray-4567abcd.json.tmp") == 1
+    assert DeltaTable(table_dir).to_pyarrow_table().num_rows == 1

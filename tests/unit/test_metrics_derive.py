@@ -9,8 +9,10 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 import pytest
 
+from v6ray.instruments import bar_series
 from v6ray.stats.derive import (
     compute_derived_statistics,
+    daily_series,
     last_completed_session,
     missing_daily_bars,
     to_arrow,
@@ -20,9 +22,11 @@ from v6ray.storage.schemas import DERIVED_STATISTICS_SCHEMA
 FIRST = date(2026, 10, 1)
 
 
-def bars_frame(symbol="SPY", days=25, bar_size="1 day"):
+def bars_frame(symbol="SPY", days=25, bar_size="1 day", scale=1.0, **parameters):
+    """Daily bars of ``symbol``'s series ``parameters`` mean (default: regular hours of its
+    default instrument, the series derive-stats reads); prices times ``scale``."""
     rows = []
-    close = 100.0
+    close = 100.0 * scale
     for i in range(days):
         close *= math.exp(0.01 if i % 2 == 0 else -0.01)
         day = FIRST + timedelta(days=i)
@@ -32,10 +36,11 @@ def bars_frame(symbol="SPY", days=25, bar_size="1 day"):
                 "symbol": symbol,
                 "bar_size": bar_size,
                 "what_to_show": "TRADES",
+                **bar_series(symbol, parameters),
                 "timestamp": datetime(day.year, day.month, day.day, tzinfo=UTC),
                 "open": close,
-                "high": close + 1,
-                "low": close - 1,
+                "high": close + scale,
+                "low": close - scale,
                 "close": close,
                 "volume": 1000.0,
             }
@@ -83,6 +88,31 @@ def test_rows_per_date_with_as_of_bar_stats_and_option_stats():
     assert bar_row["atm_iv"] is None
     table = to_arrow(out)
     assert table.schema == DERIVED_STATISTICS_SCHEMA
+
+
+def test_statistics_read_only_the_regular_hours_series_of_the_default_instrument():
+    """Extended-hours bars, a futures month or another exchange at the same timestamps
+    (with prices 10x off) change nothing: derive-stats reads one series per symbol."""
+    regular = pl.concat([bars_frame("SPY"), bars_frame("ES")])
+    others = pl.concat([
+        bars_frame("SPY", scale=10.0, use_rth=False),
+        bars_frame("SPY", scale=10.0, exchange="ARCA"),
+        bars_frame("ES", scale=10.0, contract_month="202512"),
+        bars_frame("ES", scale=10.0, use_rth=False),
+    ])
+    stamp = datetime(2026, 11, 1, tzinfo=UTC)
+    alone = compute_derived_statistics(regular, options_frame(FIRST), computed_at=stamp)
+    mixed = compute_derived_statistics(pl.concat([others, regular]), options_frame(FIRST),
+                                       computed_at=stamp)
+    assert mixed.equals(alone)
+    assert alone.filter(pl.col("symbol") == "ES")["atr_14"].drop_nulls().round(6).to_list()
+    assert daily_series("ES") == {"symbol": "ES", "bar_size": "1 day", "what_to_show": "TRADES",
+                                  "use_rth": True, "sec_type": "CONTFUT", "exchange": "CME",
+                                  "contract_month": ""}
+    # The history plan counts only that series too: 400 extended-hours days are not enough.
+    last = FIRST + timedelta(days=399)
+    assert missing_daily_bars(bars_frame("QQQ", 400, use_rth=False), ["QQQ"], last_session=last)
+    assert not missing_daily_bars(bars_frame("QQQ", 400), ["QQQ"], last_session=last)
 
 
 def test_earlier_option_stats_are_kept_and_feed_the_rank():

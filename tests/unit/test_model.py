@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from v6ray import constants
+from v6ray import constants, ib_limits
 from v6ray.errors import InvalidRequest
 from v6ray.model import (
+    MAX_SUBMIT_MANY,
     RESULT_TABLES,
     IBRequest,
     Priority,
@@ -19,8 +21,11 @@ from v6ray.model import (
     Status,
     new_request,
     request_from_submission,
+    requests_from_submissions,
 )
-from v6ray.parameters import RULES
+from v6ray.parameters import MAX_BAR_CHUNKS, RULES
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
 def field_of(call) -> str:
@@ -114,29 +119,172 @@ def test_a_valid_request_is_normalized_and_coalesces_with_its_equivalents():
     assert a.request_id != b.request_id
 
 
+# ---------------------------------------------------------------- accepted before, but wrong
+
+
+def reason_of(call) -> tuple[str, str]:
+    with pytest.raises(InvalidRequest) as info:
+        call()
+    return info.value.field, info.value.reason
+
+
+ONE_SEC_MAX = ib_limits.max_duration_seconds("1 secs")  # IB caps 1-second bars hard
+
+
+@pytest.mark.parametrize(
+    "rtype, symbol, parameters, field, reason",
+    [
+        # raised OverflowError (an offset carries the stamp out of datetime's range)
+        ("market_bars", "SPY", {"end": "0001-01-01T00:00:00+01:00"}, "parameters.end",
+         "ISO datetime"),
+        ("market_bars", "SPY", {"end": "9999-12-31T23:00:00-05:00"}, "parameters.end",
+         "ISO datetime"),
+        ("market_bars", "SPY", {"end": "2026-12-03T12:00:01Z"}, "parameters.end",
+         "more than a day in the future"),
+        ("market_bars", "SPY", {"end": "1979-12-31T23:59:59Z"}, "parameters.end", "before 1980"),
+        ("market_bars", "SPY", {"what_to_show": "ADJUSTED_LAST", "end": "2026-11-27T21:00:00Z"},
+         "parameters.end", "ADJUSTED_LAST"),
+        ("market_bars", "ES", {"sec_type": "FUT"}, "parameters.contract_month",
+         "required with sec_type FUT"),
+        ("market_bars", "SPY", {"bar_size": "1 secs", "duration": f"{51 * ONE_SEC_MAX} S"},
+         "parameters.duration", f"needs 51 IB requests (limit {MAX_BAR_CHUNKS})"),
+        ("market_bars", "SPY", {"bar_size": "1 secs", "duration": "5 D"}, "parameters.duration",
+         f"needs {-(-5 * 86_400 // ONE_SEC_MAX)} IB requests"),
+        ("futures_snapshot", "ES", {"contract_month": "000012"}, "parameters.contract_month",
+         "not a contract month IB lists"),
+        ("futures_snapshot", "ES", {"contract_month": 219912}, "parameters.contract_month",
+         "not a contract month IB lists"),
+        ("futures_snapshot", "ES", {"contract_month": "２０２６１２"},  # fullwidth digits
+         "parameters.contract_month", "ASCII"),
+        ("futures_snapshot", "ES", {"contract_month": "202613"}, "parameters.contract_month",
+         "YYYYMM"),
+        # Unicode case mapping turns these into valid ASCII names
+        ("market_bars", "SPY", {"exchange": "ﬀ"}, "parameters.exchange", "ASCII"),
+        ("market_bars", "SPY", {"what_to_show": "TRADEſ"}, "parameters.what_to_show", "ASCII"),
+        ("market_bars", "SPY", {"bar_size": "1 wee\u212a"}, "parameters.bar_size", "ASCII"),
+        ("market_bars", "SPY", {"duration": "５ D"}, "parameters.duration", "ASCII"),
+        # raised UnicodeEncodeError / RecursionError
+        ("position_update", "*", {"account": "\ud800"}, "parameters", "lone surrogate"),
+        ("position_update", "*", '{"account": "\\udfff"}', "parameters", "lone surrogate"),
+        ("position_update", "*", "[" * 5000 + "]" * 5000, "parameters", "nests deeper"),
+        # duplicate keys: JSON would silently keep the last
+        ("market_bars", "SPY", '{"duration": "5 D", "duration": "1 D"}', "parameters",
+         "'duration' appears more than once"),
+    ],
+)
+def test_accepted_before_but_wrong(rtype, symbol, parameters, field, reason):
+    got_field, got_reason = reason_of(
+        lambda: new_request(rtype, symbol, parameters=parameters, now=NOW))
+    assert got_field == field
+    assert reason in got_reason
+
+
+def test_deep_nesting_of_any_shape_is_refused():
+    nested: list = []
+    for _ in range(5000):
+        nested = [nested]
+    cyclic: dict = {}
+    cyclic["self"] = cyclic
+    for value in (nested, {"a": {"b": {"c": [nested]}}}, cyclic):
+        parameters = value if isinstance(value, dict) else {"duration": value}
+        assert reason_of(lambda p=parameters: new_request("market_bars", "SPY", parameters=p))[0] \
+            == "parameters"
+
+
+@pytest.mark.parametrize("symbol", ["ﬀ", "ıwm", "SPY\u00a0", "ES\u3000", "\ud800"])
+def test_symbols_that_unicode_would_change_are_refused(symbol):
+    assert reason_of(lambda: new_request("market_bars", symbol))[0] == "symbol"
+
+
+def test_names_that_unicode_would_change_are_refused():
+    assert reason_of(lambda: new_request("mar\u212aet_bars", "SPY"))[0] == "request_type"
+    assert reason_of(lambda: new_request("market_bars", "SPY", priority="ımmedıate"))[0] \
+        == "priority"
+
+
+def test_edges_that_stay_valid():
+    request = new_request("market_bars", "SPY", now=NOW, parameters={
+        "end": "2026-12-03T11:59:59+00:00", "bar_size": "1 secs",
+        "duration": f"{MAX_BAR_CHUNKS * ONE_SEC_MAX} S"})
+    assert request.parameters["end"] == "2026-12-03T11:59:59+00:00"
+    assert new_request("market_bars", "ES", parameters={
+        "sec_type": "FUT", "contract_month": 202703}).parameters["contract_month"] == "202703"
+    assert new_request("market_bars", "ES", parameters={"sec_type": "CONTFUT"}).symbol == "ES"
+    assert new_request("market_bars", "SPY", now=NOW, parameters={
+        "what_to_show": "ADJUSTED_LAST", "bar_size": "1 day"}).parameters["what_to_show"] \
+        == "ADJUSTED_LAST"
+    assert new_request("market_bars", "SPY", now=NOW, parameters={
+        "end": "1980-01-01T00:00:00Z"}).parameters["end"] == "1980-01-01T00:00:00+00:00"
+
+
+def test_submit_many_has_a_cap_and_names_the_first_bad_item():
+    item = {"request_type": "futures_snapshot", "symbol": "ES"}
+    assert len(requests_from_submissions([item] * MAX_SUBMIT_MANY)) == MAX_SUBMIT_MANY
+    field, reason = reason_of(lambda: requests_from_submissions([item] * (MAX_SUBMIT_MANY + 1)))
+    assert field == "items" and f"at most {MAX_SUBMIT_MANY}" in reason
+    bad = {"request_type": "futures_snapshot", "symbol": "ES", "parameters": {"colour": 1}}
+    assert reason_of(lambda: requests_from_submissions([item, bad, {}]))[0] \
+        == "items[1].parameters.colour"
+    assert reason_of(lambda: requests_from_submissions({"a": item}))[0] == "items"
+
+
+def test_odd_field_names_are_not_put_into_messages_raw():
+    field, reason = reason_of(lambda: request_from_submission(
+        {"request_type": "futures_snapshot", "symbol": "ES", "\ud800x": 1}))
+    assert field == "request" and "\\ud800" in reason  # escaped, printable
+    field, _ = reason_of(lambda: new_request("position_update", "*",
+                                             parameters={"a.b c": 1}))
+    assert field == "parameters"
+
+
 # ---------------------------------------------------------------- garbage never gets through
 
-json_leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20))
+# Text that once escaped validation: lone surrogates, letters Unicode maps to ASCII, datetimes
+# whose offset leaves datetime's range, digits of other scripts.
+nasty_text = st.one_of(
+    st.text(st.characters(categories=["Cs"]), min_size=1, max_size=3),
+    st.sampled_from(["ﬀ", "ıwm", "TRADEſ", "1 wee\u212a", "２０２６１２", "SPY\u00a0",
+                     "0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00",
+                     "2090-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "00000000", "21991",
+                     '{"a": 1, "a": 2}', "[" * 1200]),
+)
+json_leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
+                        nasty_text)
+
+
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+deep = st.one_of(
+    st.recursive(json_leaves, lambda inner: st.lists(inner, max_size=2), max_leaves=20),
+    st.integers(min_value=10, max_value=3000).map(nested),
+)
 garbage = st.one_of(
     json_leaves,
     st.binary(max_size=20),
     st.lists(json_leaves, max_size=4),
     st.dictionaries(st.text(max_size=10), json_leaves, max_size=4),
     st.builds(object),
+    deep,
 )
 request_types = st.one_of(st.sampled_from([t.value for t in RequestType]), garbage)
 symbols = st.one_of(st.sampled_from(["SPY", "es", "*", "BRK.B", "ES 2612"]), garbage)
 priorities = st.one_of(st.sampled_from([1, 2, 3, "NORMAL"]), garbage)
 parameter_keys = st.sampled_from(sorted({k for rules in RULES.values() for k in rules}))
-parameter_values = st.one_of(
+flat_values = st.one_of(
     json_leaves,
-    st.sampled_from(["5 D", "1 hour", "1 min", "TRADES", "BID_ASK", "202612", "C", "both",
-                     "2026-11-27T21:00:00Z", 10, 45, 0, True]),
+    st.sampled_from(["5 D", "1 hour", "1 min", "TRADES", "BID_ASK", "ADJUSTED_LAST", "202612",
+                     "C", "both", "FUT", "CONTFUT", "2026-11-27T21:00:00Z", 10, 45, 0, True]),
 )
+parameter_values = st.one_of(flat_values, deep)
 parameters = st.one_of(
     garbage,
     st.dictionaries(parameter_keys, parameter_values, max_size=4),
-    st.dictionaries(parameter_keys, parameter_values, max_size=3).map(json.dumps),
+    st.dictionaries(parameter_keys, flat_values, max_size=3).map(json.dumps),
 )
 tables = st.one_of(st.none(), st.sampled_from(sorted(set(RESULT_TABLES.values()))), garbage)
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.\-/ ]*$")
@@ -152,6 +300,11 @@ def assert_well_formed(request: IBRequest) -> None:
     assert len(json.dumps(request.parameters).encode()) <= constants.MAX_PARAMETERS_BYTES
     assert request.result_table == RESULT_TABLES[request.request_type]
     assert request.status is Status.PENDING
+    assert request.symbol.isascii()
+    json.dumps(request.parameters).encode("utf-8")  # no lone surrogate got through
+    # Checking a checked request again changes nothing (the client checks, then the queue).
+    again = request_from_submission(request.as_submission(), now=request.created_at)
+    assert again.parameters == request.parameters and again.dedup_key == request.dedup_key
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -162,6 +315,7 @@ def test_new_request_raises_only_invalid_request(rtype, symbol, priority, params
                               result_table=table)
     except InvalidRequest as exc:
         assert exc.field and exc.reason
+        assert not exc.reason.startswith("could not be checked"), exc  # a rule covers it
         assert exc.field.split(".")[0] in {"request_type", "symbol", "priority", "parameters",
                                            "result_table"}
         return
@@ -182,5 +336,6 @@ def test_request_from_submission_raises_only_invalid_request(item):
         request = request_from_submission(item)
     except InvalidRequest as exc:
         assert exc.field
+        assert not exc.reason.startswith("could not be checked"), exc
         return
     assert_well_formed(request)

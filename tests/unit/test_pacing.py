@@ -54,16 +54,6 @@ def test_sliding_window_weight_above_limit_fits_an_empty_window():
     assert window.delay(0.5) > 0
 
 
-def test_message_rate_is_capped_per_scaled_second():
-    pacer, clock = make_pacer(messages_per_second=40, time_scale=0.5)
-    for _ in range(40):
-        assert pacer.message_delay() == 0.0
-        pacer.take_messages()
-    assert pacer.message_delay() == pytest.approx(0.5, abs=1e-3)
-    clock.advance(0.51)
-    assert pacer.message_delay() == 0.0
-
-
 def test_small_bars_sixty_per_ten_minutes():
     pacer, clock = make_pacer()
     for i in range(60):
@@ -220,8 +210,9 @@ def test_admission_counts_reserved_and_in_flight():
 
 
 def test_cost_of_long_small_bar_backfill_is_capped():
+    ten_chunks = f"{10 * ib_limits.max_duration_seconds('5 secs')} S"
     long = new_request("market_bars", "SPY", parameters={"bar_size": "5 secs",
-                       "duration": "10 D"})
+                       "duration": ten_chunks})
     assert request_cost(long).small_bar == 4
     chain = new_request("option_chain", "SPY", parameters={"strikes": 10})
     assert request_cost(chain).lines == 41

@@ -11,6 +11,7 @@ from v6ray import ib_limits
 from v6ray.errors import IBRequestError
 from v6ray.gateway import ib_errors, parsing, planning
 from v6ray.gateway.parsing import UNSET_DOUBLE
+from v6ray.instruments import bar_series
 from v6ray.storage.schemas import TABLES
 
 NOW = datetime(2025, 3, 3, 15, 0, tzinfo=UTC)
@@ -23,12 +24,41 @@ def test_bar_rows_normalize_times_and_missing_values():
         NS(date=date(2025, 1, 3), open=1.0, high=2.0, low=0.5, close=1.5, volume=-1.0,
            average=math.nan, barCount=-1),
     ]
-    rows = parsing.bar_rows("r1", "SPY", "1 day", "TRADES", bars)
+    series = {"symbol": "SPY", "bar_size": "1 day", "what_to_show": "TRADES",
+              **bar_series("SPY", {"use_rth": False})}
+    rows = parsing.bar_rows("r1", series, bars)
     table = parsing.to_table("market_bars", rows)
     assert table.schema == TABLES["market_bars"].schema
     assert rows[0]["timestamp"] == datetime(2025, 1, 2, 14, 30, tzinfo=UTC)
     assert rows[1]["timestamp"] == datetime(2025, 1, 3, tzinfo=UTC)
     assert rows[1]["wap"] is None and rows[0]["bar_count"] == 7
+    assert rows[1]["use_rth"] is False and rows[1]["sec_type"] == "STK"
+
+
+def test_bar_series_identity_tells_instruments_apart_and_is_never_null():
+    spy = bar_series("SPY", {"use_rth": True})
+    assert spy == {"use_rth": True, "sec_type": "STK", "exchange": "SMART", "contract_month": ""}
+    assert bar_series("SPY", {}) == spy  # use_rth defaults to True, as the parameter does
+    assert bar_series("SPY", {"use_rth": False})["use_rth"] is False
+    assert bar_series("SPY", {"exchange": "ARCA"})["exchange"] == "ARCA"
+    continuous = bar_series("ES", {})
+    assert continuous == {"use_rth": True, "sec_type": "CONTFUT", "exchange": "CME",
+                          "contract_month": ""}
+    month = bar_series("ES", {"contract_month": "202512"})
+    assert (month["sec_type"], month["contract_month"]) == ("FUT", "202512")
+    assert bar_series("SPX", {})["sec_type"] == "IND"
+    assert bar_series("SPY", {"contract_month": "202512"})["contract_month"] == ""  # no month
+    for identity in (spy, continuous, month, bar_series("EURUSD", {"sec_type": "CASH"})):
+        assert all(value is not None for value in identity.values())
+    key = TABLES["market_bars"].key_columns
+    assert {"use_rth", "sec_type", "exchange", "contract_month"} <= set(key)
+
+
+def test_contract_columns_only_when_ib_qualified_the_contract():
+    qualified = NS(conId=495512563, localSymbol="ESZ5")
+    assert parsing.contract_columns(qualified) == {"con_id": 495512563, "local_symbol": "ESZ5"}
+    unqualified = NS(conId=0, localSymbol="")  # a Stock on SMART is sent unqualified
+    assert parsing.contract_columns(unqualified) == {"con_id": None, "local_symbol": None}
 
 
 def test_utc_timestamp_accepts_ib_text_and_epoch():
@@ -127,5 +157,12 @@ def test_error_mapping_keeps_code_and_message():
     assert ib_errors.ib_error(366, "No historical data query found").retryable
     assert not ib_errors.ib_error(354, "Requested market data is not subscribed").retryable
     assert ib_errors.timeout_error("snapshot", 5).retryable
+    # IB's "no data" answer is final: asking again gets the same answer.
+    no_data = ("Historical Market Data Service error message:HMDS query returned no data: "
+               "ESM3@CME Trades")
+    assert ib_errors.is_no_data(162, no_data) and not ib_errors.ib_error(162, no_data).retryable
+    assert not ib_errors.is_no_data(162, "Historical Market Data Service error message:"
+                                    "Pacing violation")
+    assert not ib_errors.is_no_data(200, "HMDS query returned no data")  # only as a 162
     again = pickle.loads(pickle.dumps(err))
     assert isinstance(again, IBRequestError) and again.code == 200 and not again.retryable

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import time
 
 import pytest
 
-from v6ray.errors import InvalidRequest, RequestTimeout, UnknownRequest
+from v6ray.errors import InvalidRequest, RequestTimeout, StorageError, UnknownRequest
 from v6ray.model import Status
 from v6ray.queue.actor import RequestQueue
 from v6ray.queue.config import QueueConfig
@@ -25,6 +26,7 @@ def test_submit_is_durable_before_it_returns(data_dir):
         rid = await queue.submit("market_bars", "SPY", 2, {"duration": "5 D"})
         # a fresh reader of the table sees it the moment submit returned
         assert read_table("ib_requests", data_dir=data_dir)["request_id"].to_list() == [rid]
+        queue.close()  # as the actor process's exit would
         return rid
 
     rid = run(scenario())
@@ -105,6 +107,7 @@ def test_old_final_requests_are_answered_from_the_table(data_dir):
         with pytest.raises(UnknownRequest):
             await queue.fail("nope", "gw", "x", retryable=True)
         assert await queue.get("nope") is None
+        queue.close()  # as the actor process's exit would
         return ids
 
     ids = run(scenario())
@@ -121,6 +124,7 @@ def test_restart_keeps_leases_and_queue(data_dir):
         await queue.submit_many([{"request_type": "futures_snapshot", "symbol": s}
                                  for s in ("A", "B", "C")])
         [leased] = await queue.claim(1, "gw")
+        queue.close()  # as the actor process's exit would
         return leased
 
     leased = run(first_life())
@@ -219,3 +223,94 @@ def test_claim_wait_answers_at_once_when_accept_rejects_the_backlog(data_dir):
             await queue.claim_wait(-1, "gw")
 
     run(scenario())
+
+
+def failing_appends(monkeypatch, queue, errors: list[Exception]) -> list[int]:
+    """The journal's appends raise ``errors`` one by one (then work again); returns the
+    row counts of the appends that reached the disk."""
+    appender = queue.committer.journal._appender
+    real, written = appender.append, []
+
+    def append(data):
+        if errors:
+            raise errors.pop(0)
+        written.append(data.num_rows)
+        return real(data)
+
+    monkeypatch.setattr(appender, "append", append)
+    return written
+
+
+def test_a_resubmit_after_a_failed_commit_is_acknowledged_only_once_durable(
+    data_dir, monkeypatch
+):
+    async def scenario():
+        queue = RequestQueue(data_dir, QueueConfig(commit_retries=0))
+        failing_appends(monkeypatch, queue, [
+            OSError(errno.ENOSPC, "No space left on device"),
+            PermissionError(errno.EACCES, "Permission denied"),
+        ])
+        with pytest.raises(StorageError, match="No space left"):
+            await queue.submit("futures_snapshot", "ES")
+        # The same request merges into the one in memory, which is not on disk yet: this
+        # acknowledgement waits for it, and the journal still fails.
+        with pytest.raises(StorageError, match="Permission denied"):
+            await queue.submit("futures_snapshot", "ES")
+        rid = await queue.submit("futures_snapshot", "ES")  # the disk recovered
+        assert read_table("ib_requests", data_dir=data_dir)["request_id"].to_list() == [rid]
+        queue.close()
+        return rid
+
+    rid = run(scenario())
+    restarted = RequestQueue(data_dir)  # a queue restart keeps what was acknowledged
+    assert restarted.core.get(rid).status is Status.PENDING
+
+
+def test_after_a_failed_commit_every_acknowledgement_waits_for_the_owed_states(
+    data_dir, monkeypatch
+):
+    async def scenario():
+        queue = RequestQueue(data_dir, QueueConfig(commit_retries=0))
+        [es, nq] = await queue.submit_many(
+            [{"request_type": "futures_snapshot", "symbol": s} for s in ("ES", "NQ")])
+        [claimed] = await queue.claim(1, "gw")
+        written = failing_appends(monkeypatch, queue, [OSError(errno.EIO, "I/O error")])
+        with pytest.raises(StorageError, match="I/O error"):
+            await queue.complete(claimed.request_id, "gw", {"rows": 1})
+        # A call that changes nothing still answers only once the owed SUCCESS is on disk.
+        assert (await queue.wait(es, 1)).status is Status.SUCCESS
+        assert written == [1]  # the completion's state, carried by the wait's barrier
+        assert await queue.cancel(nq) is True
+        queue.close()
+
+    run(scenario())
+    latest = {r["symbol"]: r["status"] for r in
+              read_table("ib_requests", data_dir=data_dir).iter_rows(named=True)}
+    assert latest == {"ES": "SUCCESS", "NQ": "CANCELLED"}
+
+
+def test_submit_each_queues_nothing_when_checking_fails_unexpectedly(data_dir, monkeypatch):
+    """Callers of a failed shared call are told it failed: none of them may be queued."""
+    from v6ray.queue import actor
+
+    real = actor.request_from_submission
+
+    def breaks_on_the_second(item, **kwargs):
+        if item["symbol"] == "NQ":
+            raise RuntimeError("a checking bug")
+        return real(item, **kwargs)
+
+    monkeypatch.setattr(actor, "request_from_submission", breaks_on_the_second)
+
+    async def scenario():
+        queue = RequestQueue(data_dir)
+        items = [{"request_type": "futures_snapshot", "symbol": s} for s in ("ES", "NQ", "RTY")]
+        with pytest.raises(RuntimeError):
+            await queue.submit_each(items)
+        assert queue.core.live_requests() == []
+        outcomes = await queue.submit_each([items[0], {"request_type": "nope", "symbol": "X"}])
+        assert isinstance(outcomes[0], str) and isinstance(outcomes[1], InvalidRequest)
+        assert [r.symbol for r in queue.core.live_requests()] == ["ES"]
+
+    run(scenario())
+    assert read_table("ib_requests", data_dir=data_dir)["symbol"].to_list() == ["ES"]

@@ -13,10 +13,10 @@ import pytest
 from deltalake import DeltaTable
 
 from v6ray import read_table
-from v6ray.errors import StorageError, UnknownTable
+from v6ray.errors import SchemaMismatch, StorageError, TableLocked, UnknownTable
 from v6ray.model import Status, new_request
 from v6ray.queue.group_commit import GroupCommitter
-from v6ray.queue.journal import Journal, requests_to_arrow
+from v6ray.queue.journal import Journal, read_requests, requests_to_arrow
 from v6ray.storage.schemas import IB_REQUESTS_SCHEMA, TABLES, table_path
 
 STAMP = datetime(2026, 11, 27, 14, 30, 0, 123456, tzinfo=UTC)
@@ -45,7 +45,7 @@ def test_round_trip_keeps_every_field(data_dir):
         updated_at=STAMP + timedelta(seconds=1),
     )
     journal.append([original])
-    [loaded] = Journal(data_dir).load_latest()
+    [loaded] = read_requests(data_dir)
     assert loaded == original
     assert loaded.dedup_key == original.dedup_key
     assert loaded.created_at.tzinfo == UTC
@@ -65,6 +65,7 @@ def test_latest_row_by_seq_wins_and_seq_continues_after_reopen(data_dir):
     journal.append([first, sample("NQ")])
     journal.append([first.with_changes(status=Status.PROCESSING, attempts=1)])
     journal.append([first.with_changes(status=Status.SUCCESS, attempts=1)])
+    journal.close()  # as its process's exit would
     reopened = Journal(data_dir)
     latest = {r.symbol: r for r in reopened.load_latest()}
     assert latest["ES"].status is Status.SUCCESS
@@ -72,7 +73,7 @@ def test_latest_row_by_seq_wins_and_seq_continues_after_reopen(data_dir):
     reopened.append([first.with_changes(status=Status.FAILED)])
     frame = pl.from_arrow(DeltaTable(reopened.path).to_pyarrow_table())
     assert sorted(frame["seq"].to_list()) == [1, 2, 3, 4, 5]  # strictly increasing, no reuse
-    assert {r.symbol: r for r in Journal(data_dir).load_latest()}["ES"].status is Status.FAILED
+    assert {r.symbol: r for r in read_requests(data_dir)}["ES"].status is Status.FAILED
 
 
 def test_read_table_gives_one_row_per_request(data_dir):
@@ -91,6 +92,7 @@ def test_read_table_gives_one_row_per_request(data_dir):
 
 
 def test_read_table_of_a_missing_or_unknown_table(data_dir, monkeypatch):
+    journal = Journal(data_dir)  # a service's data dir: its journal exists, market_bars not yet
     frame = read_table("market_bars", data_dir=data_dir)
     assert frame.height == 0
     assert frame.columns == TABLES["market_bars"].schema.names
@@ -98,7 +100,7 @@ def test_read_table_of_a_missing_or_unknown_table(data_dir, monkeypatch):
     with pytest.raises(UnknownTable):
         read_table("../etc/passwd", data_dir=data_dir)
     monkeypatch.setenv("V6RAY_DATA_DIR", data_dir)  # the default data dir comes from settings
-    Journal(data_dir).append([sample("ES")])
+    journal.append([sample("ES")])
     assert read_table("ib_requests").height == 1
 
 
@@ -119,7 +121,7 @@ def test_compaction_keeps_latest_state_and_bounds_files(data_dir):
     after = read_table("ib_requests", data_dir=data_dir)
     assert after.sort("request_id").equals(before.sort("request_id"))
     journal.append([requests[0].with_changes(status=Status.CANCELLED)])  # seq keeps growing
-    latest = {r.request_id: r for r in Journal(data_dir).load_latest()}
+    latest = {r.request_id: r for r in read_requests(data_dir)}
     assert latest[requests[0].request_id].status is Status.CANCELLED
     assert latest[requests[1].request_id].attempts == 29
 
@@ -147,7 +149,7 @@ def test_group_commit_batches_concurrent_appends(data_dir):
     asyncio.run(scenario())
     assert journal.rows == 300
     assert journal.commits < 10  # most appends shared a commit
-    assert len(Journal(data_dir).load_latest()) == 300
+    assert len(read_requests(data_dir)) == 300
 
 
 def test_group_commit_compacts_automatically_and_on_demand(data_dir):
@@ -165,7 +167,7 @@ def test_group_commit_compacts_automatically_and_on_demand(data_dir):
     assert journal.commits == 12
     assert journal.commits_since_compaction == 0
     assert len(parquet_files(table_path(data_dir, "ib_requests"))) == 1
-    assert Journal(data_dir).load_latest()[0].attempts == 11
+    assert read_requests(data_dir)[0].attempts == 11
 
 
 def test_compactions_beside_appends_lose_no_state(data_dir):
@@ -192,17 +194,19 @@ def test_compactions_beside_appends_lose_no_state(data_dir):
     assert len(reports) >= 2  # compactions really ran beside the appends
     expected = {r.request_id: max(k for k in range(121) if k % 10 == i // 5 and k) for i, r
                 in enumerate(requests)}
-    latest = {r.request_id: r.attempts for r in Journal(data_dir).load_latest()}
+    latest = {r.request_id: r.attempts for r in read_requests(data_dir)}
     assert latest == expected
     frame = read_table("ib_requests", data_dir=data_dir)
     assert frame.height == 50 and dict(zip(frame["request_id"], frame["attempts"],
                                            strict=True)) == expected
     journal.compact()
     assert len(parquet_files(table_path(data_dir, "ib_requests"))) == 1
-    assert Journal(data_dir).load_latest() != []
+    assert read_requests(data_dir) != []
 
 
-def test_failed_commit_fails_the_batch_and_not_the_writer(data_dir, monkeypatch):
+def test_failed_commit_fails_its_callers_and_its_states_go_into_the_next_commit(
+    data_dir, monkeypatch
+):
     journal = Journal(data_dir, commit_retries=0)
     committer = GroupCommitter(journal)
     real_append = journal._appender.append
@@ -219,10 +223,12 @@ def test_failed_commit_fails_the_batch_and_not_the_writer(data_dir, monkeypatch)
     async def scenario():
         with pytest.raises(StorageError, match="disk full"):
             await committer.append([sample("ES")])
-        await committer.append([sample("NQ")])
+        assert committer.stats()["failed_commits"] == 1
+        await committer.append([sample("NQ")])  # carries the failed commit's state first
 
     asyncio.run(scenario())
-    assert [r.symbol for r in Journal(data_dir).load_latest()] == ["NQ"]
+    assert calls == [1, 2]
+    assert [r.symbol for r in read_requests(data_dir)] == ["ES", "NQ"]
 
 
 def test_read_table_retries_a_read_that_raced_a_vacuum(data_dir, monkeypatch):
@@ -266,3 +272,52 @@ def test_group_commits_are_spaced_by_min_interval_but_an_idle_one_starts_at_once
     asyncio.run(scenario())
     assert journal.commits == 2 and journal.rows == 4
     assert starts[1] - starts[0] >= 0.29
+
+
+def test_one_writer_at_a_time_and_close_hands_the_table_over(data_dir):
+    journal = Journal(data_dir)
+    journal.append([sample("ES")])
+    with pytest.raises(TableLocked, match=f"pid {os.getpid()}"):
+        Journal(data_dir, lock_timeout=0.2)
+    journal.close()
+    with pytest.raises(StorageError, match="closed"):
+        journal.append([sample("NQ")])
+    successor = Journal(data_dir, lock_timeout=0.2)
+    successor.append([sample("NQ")])
+    assert sorted(r.symbol for r in successor.load_latest()) == ["ES", "NQ"]
+    assert journal.lookup(successor.load_latest()[0].request_id) is not None  # reads go on
+
+
+def test_open_removes_what_a_crashed_writer_left_and_spares_what_a_live_one_writes(data_dir):
+    journal = Journal(data_dir)
+    journal.append([sample("ES")])
+    journal.close()
+    path = table_path(data_dir, "ib_requests")
+    old, young = ("part-00000-crashed-c000.snappy.parquet",
+                  os.path.join("_delta_log", ".v6ray-00ff.json.tmp")), \
+        ("part-00000-inflight-c000.snappy.parquet",)
+    for name in (*old, *young):
+        with open(os.path.join(path, name), "wb") as sink:
+            sink.write(b"x")
+    for name in old:
+        os.utime(os.path.join(path, name), (time.time() - 7200, time.time() - 7200))
+    reopened = Journal(data_dir)
+    assert not any(os.path.exists(os.path.join(path, name)) for name in old)
+    assert os.path.exists(os.path.join(path, young[0]))
+    assert [r.symbol for r in reopened.load_latest()] == ["ES"]
+
+
+def test_rows_that_do_not_fit_fail_at_once_and_are_not_retried(data_dir, monkeypatch):
+    journal = Journal(data_dir, commit_retries=5)
+    calls = []
+    real = journal._appender.append
+
+    def counting(data):
+        calls.append(1)
+        return real(data.drop_columns(["lease_owner"]))
+
+    monkeypatch.setattr(journal._appender, "append", counting)
+    with pytest.raises(SchemaMismatch, match="'lease_owner' is missing"):
+        journal.append([sample("ES")])
+    assert calls == [1]
+    assert read_requests(data_dir) == []

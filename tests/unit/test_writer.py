@@ -10,18 +10,23 @@ import pytest
 from deltalake import DeltaTable
 
 from v6ray.gateway.parsing import to_table
+from v6ray.instruments import bar_series
 from v6ray.storage.maintenance import compact_table
+from v6ray.storage.schemas import TABLES
 from v6ray.storage.writer import dedupe_last, merge_rows
 
 T0 = datetime(2025, 1, 2, 14, 30, tzinfo=UTC)
-KEYS = ("symbol", "bar_size", "what_to_show", "timestamp")
+KEYS = TABLES["market_bars"].key_columns
 
 
-def bars(start: int, count: int, request_id: str, close: float = 1.5) -> pa.Table:
+def bars(start: int, count: int, request_id: str, close: float = 1.5,
+         **parameters: object) -> pa.Table:
+    """``count`` 1-min SPY bars from T0 + ``start`` min, of the series ``parameters`` mean."""
+    series = {"symbol": "SPY", "bar_size": "1 min", "what_to_show": "TRADES",
+              **bar_series("SPY", parameters)}
     return to_table("market_bars", [
-        dict(request_id=request_id, symbol="SPY", bar_size="1 min", what_to_show="TRADES",
-             timestamp=T0 + timedelta(minutes=start + i), open=1.0, high=2.0, low=0.5,
-             close=close, volume=10.0)
+        dict(request_id=request_id, **series, timestamp=T0 + timedelta(minutes=start + i),
+             open=1.0, high=2.0, low=0.5, close=close, volume=10.0)
         for i in range(count)
     ])
 
@@ -49,6 +54,39 @@ def test_overlapping_loads_replace_bars(tmp_path):
     assert len(table) == 15
     latest = {r["timestamp"]: r["close"] for r in table}
     assert latest[T0 + timedelta(minutes=7)] == 2.0 and latest[T0] == 1.0
+
+
+def test_bars_of_different_series_at_one_time_both_survive(tmp_path):
+    """use_rth=false bars must not replace the regular-hours bars derive-stats reads, nor a
+    futures month the continuous series; re-fetching one series replaces only its bars."""
+    data_dir = str(tmp_path)
+    merge_rows(data_dir, "market_bars", bars(0, 3, "rth", close=1.0, use_rth=True))
+    merge_rows(data_dir, "market_bars", bars(0, 3, "eth", close=2.0, use_rth=False))
+    merge_rows(data_dir, "market_bars", bars(0, 3, "arca", close=3.0, exchange="ARCA"))
+    rows = read(data_dir, "market_bars").to_pylist()
+    assert len(rows) == 9
+    assert {(r["use_rth"], r["exchange"]): r["request_id"] for r in rows} == {
+        (True, "SMART"): "rth", (False, "SMART"): "eth", (True, "ARCA"): "arca"}
+    merge_rows(data_dir, "market_bars", bars(0, 3, "eth2", close=4.0, use_rth=False))
+    rows = read(data_dir, "market_bars").to_pylist()
+    assert len(rows) == 9
+    assert {r["request_id"]: r["close"] for r in rows} == {"rth": 1.0, "eth2": 4.0, "arca": 3.0}
+
+
+def test_a_futures_month_does_not_replace_the_continuous_series(tmp_path):
+    def es(request_id: str, close: float, **parameters: object) -> pa.Table:
+        series = {"symbol": "ES", "bar_size": "1 day", "what_to_show": "TRADES",
+                  **bar_series("ES", parameters)}
+        return to_table("market_bars", [dict(request_id=request_id, **series, timestamp=T0,
+                                             open=1.0, high=2.0, low=0.5, close=close)])
+
+    merge_rows(str(tmp_path), "market_bars", es("cont", 1.0))
+    merge_rows(str(tmp_path), "market_bars", es("dec", 2.0, contract_month="202512"))
+    merge_rows(str(tmp_path), "market_bars", es("mar", 3.0, contract_month="202603"))
+    merge_rows(str(tmp_path), "market_bars", es("cont2", 4.0))  # same series: replaces
+    rows = read(str(tmp_path), "market_bars").to_pylist()
+    assert sorted((r["sec_type"], r["contract_month"], r["close"]) for r in rows) == [
+        ("CONTFUT", "", 4.0), ("FUT", "202512", 2.0), ("FUT", "202603", 3.0)]
 
 
 def test_duplicate_keys_in_one_batch_keep_the_last():

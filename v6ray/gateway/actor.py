@@ -1,7 +1,8 @@
 """IBGateway: the detached Ray actor holding the only IB connection of v6ray.
 
 A thin shell: it wires the watchdog (connection.py), the drain loop (drain.py), the pacer
-and the breaker together, and answers ``start``/``stats``/``shutdown``/``ping``.
+and the breaker together, runs the two loops under a supervisor (supervisor.py: a loop that
+dies is restarted and counted), and answers ``start``/``stats``/``shutdown``/``ping``.
 ``get_or_create_gateway`` is the one factory holding every Ray option of the singleton.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 import ray
 
+from v6ray.backoff import backoff_delay
 from v6ray.constants import GATEWAY_ACTOR, NAMESPACE, QUEUE_ACTOR
 from v6ray.gateway.breaker import CircuitBreaker
 from v6ray.gateway.config import GatewayConfig
@@ -25,9 +27,15 @@ from v6ray.gateway.connection import STOPPED, STOPPING, Connection
 from v6ray.gateway.drain import Drainer, resolve_queue
 from v6ray.gateway.pacing import Pacer, PacingLimits
 from v6ray.gateway.permits import PermitGate
+from v6ray.gateway.supervisor import Supervisor
 from v6ray.observability.gateway import GatewayPublisher
+from v6ray.process_priority import run_at_normal_priority
 
 log = logging.getLogger(__name__)
+
+# Supervised task names, as `v6ray status` shows them (underscores read as spaces).
+CLAIM_LOOP, WATCHDOG = "claim_loop", "connection_watchdog"
+METRICS = "metrics_publisher"  # the gateway's stats → Ray metrics, every second
 
 
 class IBGateway:
@@ -48,12 +56,15 @@ class IBGateway:
         # can never be completed by mistake by this one.
         self.worker_id = f"{config.worker_id}-{uuid.uuid4().hex[:8]}"
         self.started_at = time.time()
-        self._tasks: list[asyncio.Task] = []
+        self._supervisor = Supervisor()
         self._stopped: dict[str, Any] | None = None
         self._state_override: str | None = None
         self._parts: tuple[Connection, Drainer] | None = None
         self._starting = False
+        self._start_error: str | None = None
         self._install_sigterm()
+        if actor_name:  # a deployed actor (not a plain object in a unit test)
+            run_at_normal_priority("IBGateway")
         self._self_start()
 
     def __repr__(self) -> str:  # the name the Ray dashboard shows (Ray takes it once)
@@ -71,14 +82,17 @@ class IBGateway:
             return
 
         def kick() -> None:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
+            # Until start has run once: the name is not registered yet, or start failed
+            # (the queue not up yet). A gateway that gave up would sit idle unnoticed.
+            attempt = 0
+            while self._stopped is None:
                 try:
                     handle = ray.get_actor(self.actor_name, namespace=self.namespace)
                     ray.get(handle.start.remote(), timeout=60)
                     return
-                except Exception:  # not registered yet: try again shortly
-                    time.sleep(0.2)
+                except Exception:
+                    attempt += 1
+                    time.sleep(backoff_delay(attempt, base=0.2, cap=10.0))
 
         threading.Thread(target=kick, name="gateway-self-start", daemon=True).start()
 
@@ -102,10 +116,27 @@ class IBGateway:
             pass
 
     async def start(self) -> dict[str, Any]:
-        """Begin connecting and draining (idempotent)."""
+        """Begin connecting and draining (idempotent; a start that failed can be retried)."""
         if self._starting or self._stopped is not None:
             return {"started": False, "state": self._state()}
         self._starting = True  # before any await: a second start() must see it
+        try:
+            connection, drainer = await self._build()
+        except Exception as exc:
+            self._starting = False
+            self._start_error = f"start failed: {exc!r}"[:300]
+            log.error("gateway start failed: %s", exc)
+            raise
+        self._start_error = None
+        if self._stopped is not None:  # shut down while starting: nothing to run
+            return {"started": False, "state": self._state()}
+        self._parts = (connection, drainer)
+        self._supervisor.start(WATCHDOG, connection.run)
+        self._supervisor.start(CLAIM_LOOP, drainer.run)
+        self._supervisor.start(METRICS, GatewayPublisher(self.stats).run)
+        return {"started": True, "state": self._state()}
+
+    async def _build(self) -> tuple[Connection, Drainer]:
         self._loop = asyncio.get_running_loop()
         cfg = self.config
         breaker = CircuitBreaker(cfg.breaker_failures, cfg.breaker_open_seconds)
@@ -113,9 +144,8 @@ class IBGateway:
         gate = PermitGate(pacer, enabled=cfg.pacing)
         holder: dict[str, Drainer] = {}
         connection = Connection(
-            cfg, breaker,
+            cfg, breaker, gate,
             on_pause=lambda reason: holder["d"].pause(reason) if "d" in holder else None,
-            on_connect_messages=pacer.take_messages,
         )
         queue = await asyncio.get_running_loop().run_in_executor(
             None, resolve_queue, self.queue_name, self.namespace
@@ -124,14 +154,8 @@ class IBGateway:
                           self.worker_id)
         holder["d"] = drainer
         await self._free_predecessor_leases(queue)
-        self._parts = (connection, drainer)
         self._pacer, self._gate, self._breaker = pacer, gate, breaker
-        self._tasks = [
-            asyncio.create_task(connection.run(), name="ib-watchdog"),
-            asyncio.create_task(drainer.run(), name="drain-loop"),
-            asyncio.create_task(GatewayPublisher(self.stats).run(), name="metrics"),
-        ]
-        return {"started": True, "state": self._state()}
+        return connection, drainer
 
     async def _free_predecessor_leases(self, queue: Any) -> None:
         """This actor is the only gateway: leases held by an earlier incarnation (killed,
@@ -159,9 +183,7 @@ class IBGateway:
         outcome = await drainer.stop(timeout)
         connection.stop()
         connection.disconnect()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._supervisor.stop()
         self._state_override = STOPPED
         self._stopped = {"state": STOPPED, **outcome, **dict(drainer.counters)}
         return self._stopped
@@ -194,8 +216,10 @@ class IBGateway:
             "line_budget": cfg.line_budget,
             "pacing": {},
             "ib_errors": {},
-            "last_error": None,
+            "last_error": self._start_error,
             "paused": False,
+            # Supervised loops: state, restarts, last error of each (status shows them).
+            "tasks": self._supervisor.stats(),
             "counters": {"completed": 0, "failed": 0, "retried": 0, "released": 0,
                          "reconnects": 0},
         }
@@ -207,7 +231,10 @@ class IBGateway:
             circuit=str(self._breaker.state),
             in_flight=len(drainer.in_flight),
             lines_in_use=budgets["lines_in_use"],
-            pacing={**budgets, "waiting": self._gate.waiting()},
+            pacing={**budgets, "waiting": self._gate.waiting(),
+                    "timer_lateness": self._gate.timer_lateness(),
+                    "unused_seconds": {k: round(v, 3)
+                                       for k, v in self._gate.unused_seconds.items()}},
             ib_errors={str(code): n for code, n in sorted(connection.ib_errors.items())},
             last_error=connection.last_error or drainer.last_error,
             paused=connection.paused,

@@ -38,7 +38,19 @@ class GatewayConfig:
 
     # --- pacing (the broker's own budgets, inside IB's limits) ----------------------
     pacing: bool = True  # False only against a simulator with limits off (benchmarks)
-    messages_per_second: int = 40  # IB cuts at 50/s; leave headroom for connect traffic
+    # The most messages IB may count in any one second *at receipt*, everything the
+    # connection sends included (ib_async's own requests, cancels, connect traffic).
+    # IB cuts at 50 (error 100; the third breach closes the session): 45 leaves 10%.
+    messages_per_second: int = 45
+    # The margin, in real seconds, split in two (see pacing.MessageSpacing):
+    # - how much later than its neighbours IB may read one of our messages (network
+    #   jitter, the receiver's scheduling delay);
+    # - how much of a late write the schedule may make up (a timer that fired a few ms
+    #   late on a busy event loop then costs no throughput).
+    # Writes are spaced (1 s + both) / (budget - 1) apart so that even then no second
+    # holds more than ``messages_per_second``: about 42.9 messages/s sustained by default.
+    receipt_jitter: float = 0.015
+    write_tolerance: float = 0.010
     market_data_lines: int = ib_limits.DEFAULT_MARKET_DATA_LINES
     line_reserve: int = 5  # lines kept free for anything outside the gateway's accounting
     hist_max_open: int = 45  # IB: 50 open historical requests (error 322)
@@ -50,7 +62,8 @@ class GatewayConfig:
     window_margin_seconds: float = 0.12
     # The message window never shrinks below this many real seconds: the receiver counts on
     # receipt, and a receiver that stalls 100 ms reads 100 ms of our sends at once; a
-    # millisecond-scale window (time_scale 0.01) would let such a bunch exceed 50.
+    # millisecond-scale window (time_scale 0.01) would let such a bunch exceed 50. (Only
+    # at time scales under 0.25: at 1.0, IB's real second is the window.)
     message_window_floor: float = 0.25
     pipeline_depth: int = 8  # requests admitted ahead of a window freeing (keeps it busy)
 
@@ -66,8 +79,10 @@ class GatewayConfig:
     def __post_init__(self) -> None:
         if not self.time_scale > 0:
             raise ValueError(f"time_scale must be > 0, got {self.time_scale}")
-        if not 0 < self.messages_per_second < ib_limits.MAX_MESSAGES_PER_SECOND:
-            raise ValueError("messages_per_second must stay under IB's 50/s")
+        if not 2 <= self.messages_per_second < ib_limits.MAX_MESSAGES_PER_SECOND:
+            raise ValueError("messages_per_second must be within 2..49 (IB cuts at 50/s)")
+        if not (self.receipt_jitter >= 0 and self.write_tolerance >= 0):
+            raise ValueError("receipt_jitter and write_tolerance must be >= 0")
         if self.line_reserve >= self.market_data_lines:
             raise ValueError("line_reserve must leave at least one market-data line")
         if not 0 < self.hist_max_open <= ib_limits.HIST_MAX_OPEN_REQUESTS:

@@ -6,7 +6,10 @@
 * 1100 (IB lost its own connectivity) pauses the gateway: ``ready`` clears and the drain
   loop releases in-flight requests; 1101/1102 resume it;
 * 326 (client id in use, typical right after a restart while IB still holds the old
-  session): wait and retry, then say so plainly in ``last_error``.
+  session): wait and retry, then say so plainly in ``last_error``;
+* every message ib_async writes (connect-time requests, cancels, re-requests after 1102,
+  not only the requests handlers send) goes through the gateway's ``PermitGate.write``,
+  so the message rate IB counts is the one the pacer keeps.
 """
 
 from __future__ import annotations
@@ -27,14 +30,13 @@ from v6ray import ib_limits
 from v6ray.backoff import backoff_delay
 from v6ray.gateway.breaker import CircuitBreaker
 from v6ray.gateway.config import GatewayConfig
+from v6ray.gateway.permits import PermitGate
 
 log = logging.getLogger(__name__)
 
 CONNECTING, CONNECTED, DISCONNECTED, STOPPING, STOPPED = (
     "connecting", "connected", "disconnected", "stopping", "stopped",
 )
-# Messages ib_async sends while connecting (startApi, positions, ...): charged to the pacer.
-CONNECT_MESSAGES = 4
 
 
 class Connection:
@@ -42,17 +44,17 @@ class Connection:
         self,
         config: GatewayConfig,
         breaker: CircuitBreaker,
+        gate: PermitGate,
         *,
         on_pause: Callable[[str], None] = lambda reason: None,
-        on_connect_messages: Callable[[int], None] = lambda n: None,
     ) -> None:
         self.config = config
         self.breaker = breaker
+        self.gate = gate
         self._on_pause = on_pause
-        self._on_connect_messages = on_connect_messages
         self.ib = IB()
         self.ib.RaiseRequestErrors = True  # errors end requests instead of empty answers
-        self._set_throttle()
+        self._route_writes()
         self.ib.errorEvent += self._on_error
         self.ib.disconnectedEvent += self._on_disconnected
         self.state = DISCONNECTED
@@ -70,16 +72,23 @@ class Connection:
         self._stopping = False
         self._rng = random.Random()
 
-    def _set_throttle(self) -> None:
-        """ib_async's FIFO throttle stays as a backstop only, just above our pacer."""
+    def _route_writes(self) -> None:
+        """Replace ib_async's ``Client.sendMsg`` (its own 45/s FIFO throttle, which knows
+        neither priorities nor our other budgets) by the gate's paced write. Every API
+        message ib_async sends passes through ``sendMsg``; only the version handshake
+        before startApi, which IB does not count as a message, goes to the socket
+        directly."""
         client = self.ib.client
-        if self.config.pacing:
-            client.MaxRequests = ib_limits.MAX_MESSAGES_PER_SECOND - 5
-            client.RequestsInterval = max(
-                self.config.time_scale, self.config.message_window_floor
-            )
-        else:
-            client.MaxRequests = 0  # limits are off: nothing to protect
+        client.MaxRequests = 0  # not consulted any more; documents that v6ray paces
+        gate = self.gate
+
+        def send_msg(msg: str | None) -> None:
+            if not msg:
+                return
+            frame = client._prefix(msg.encode())
+            gate.write(lambda: client.conn.sendMsg(frame))
+
+        client.sendMsg = send_msg
 
     # --- state ------------------------------------------------------------------------
     @property
@@ -110,8 +119,6 @@ class Connection:
             self._update_ready()
             self._on_pause(f"IB error {code}")
         elif code in ib_limits.CONNECTIVITY_RESTORED_CODES:
-            if code == ib_limits.ERR_RESTORED_DATA_KEPT:
-                self._on_connect_messages(1)  # ib_async re-requests the account summary
             self.paused = False
             self._update_ready()
         elif code == ib_limits.ERR_CLIENT_ID_IN_USE:
@@ -123,6 +130,7 @@ class Connection:
             self.last_error = f"IB error {code}: {message}"
 
     def _on_disconnected(self) -> None:
+        self.gate.drop_backlog()  # frames of a closed session must not reach the next one
         if self.state == CONNECTED:
             log.warning("IB connection lost")
             self.state = DISCONNECTED
@@ -165,7 +173,6 @@ class Connection:
         self._attempt += 1
         started = time.monotonic()
         try:
-            self._on_connect_messages(CONNECT_MESSAGES)
             await self._connect_or_refused()
             if not self.ib.isConnected():
                 raise ConnectionError("connection closed during the handshake")

@@ -78,6 +78,8 @@ class Drainer:
 
     # --- the loop -----------------------------------------------------------------------
     async def run(self) -> None:
+        """The claim loop; the gateway's supervisor runs it again if it dies."""
+        self._loop_exited.clear()  # a restarted loop may again hold a claim in flight
         try:
             await self._claim_loop()
         finally:
@@ -121,11 +123,22 @@ class Drainer:
             idle = self.config.idle_min
             if not self.connection.ready or not self._claiming:
                 # IB went away (1100, drop) or a stop began while the claim was in flight.
-                await self.queue.release.remote([r.request_id for r in claimed], self.worker_id)
-                self.counters["released"] += len(claimed)
+                await self._give_back(claimed)
                 continue
             for request in claimed:
                 self._start(request)
+
+    async def _give_back(self, claimed: list[IBRequest]) -> None:
+        """Release requests claimed but not started. If the queue cannot take them now
+        (restarting), their leases expire and they are claimed again: nothing is lost, so
+        the loop goes on rather than die on it."""
+        try:
+            await self.queue.release.remote([r.request_id for r in claimed], self.worker_id)
+        except Exception as exc:
+            self.last_error = f"release failed: {exc!r}"[:300]
+            log.warning("could not release %d claimed request(s): %s", len(claimed), exc)
+            return
+        self.counters["released"] += len(claimed)
 
     async def _wait_change(self, seconds: float) -> None:
         self._changed.clear()
@@ -180,6 +193,10 @@ class Drainer:
             # Not the request's fault: IB went away or we are stopping. Our own task, so
             # the cancellation ends here once the lease is given back.
             await self._release(rid, exc)
+        except ib_errors.NoData as answer:  # IB had no data for it: SUCCESS, 0 rows, a note
+            self.breaker.record_success()
+            await self.outcomes.complete(rid, answer.result_data)
+            self.counters["completed"] += 1
         except IBRequestError as exc:
             if exc.code == ib_errors.CODE_TIMEOUT:
                 self.breaker.record_failure()

@@ -36,14 +36,48 @@ FINAL_CODES = frozenset(
     }
 )
 
+# IB's answer for a valid historical request whose window holds no bars (a weekend, a
+# holiday, after hours with useRTH, before a listing): error 162 "Historical Market Data
+# Service error message:HMDS query returned no data: ESM3@CME Trades". Seen at IB e.g. in
+# QuantConnect/Lean#4344 (a window before the listing) and wrighter/ib-scripts#17 (a
+# Sunday window of ES): an answer, not a failure, and asking again gets the same answer.
+NO_DATA_TEXT = "returned no data"
+HMDS_PREFIX = "Historical Market Data Service error message:"
+
 CODE_TIMEOUT = -1  # our own code for "no answer within the timeout"
 CODE_EMPTY = -2  # our own code for an empty historical answer (IB's timeout shape)
+
+
+def is_no_data(code: int, message: str) -> bool:
+    return code == ib_limits.ERR_HIST_PACING and NO_DATA_TEXT in message.lower()
+
+
+class NoData(Exception):  # noqa: N818 - an answer, not an error: it ends the request SUCCESS
+    """IB said "no data" to every part of a valid request. The gateway completes the
+    request with ``result_data`` (0 rows and ``note``) instead of failing or retrying it."""
+
+    def __init__(self, table: str, note: str) -> None:
+        super().__init__(table, note)
+        self.table = table
+        self.note = note
+
+    @property
+    def result_data(self) -> dict[str, object]:
+        return {"table": self.table, "rows": 0, "delta_version": None, "note": self.note}
+
+
+def no_data_note(ib_messages: list[str]) -> str:
+    """The note of a request IB had no bars for, quoting IB's own words when it gave any."""
+    said = "; ".join(dict.fromkeys(m.removeprefix(HMDS_PREFIX).strip() for m in ib_messages))
+    return "no data: IB has no bars in the requested window" + (f" (IB: {said})" if said else "")
 
 
 def is_retryable(code: int, message: str = "") -> bool:
     if code == ib_limits.ERR_HIST_PACING:
         # 162 carries both pacing violations (retry) and "no data" style answers (final).
         text = message.lower()
+        if NO_DATA_TEXT in text:
+            return False
         return "pacing" in text or "violation" in text or not text
     if code in RETRYABLE_CODES or code in (CODE_TIMEOUT, CODE_EMPTY):
         return True

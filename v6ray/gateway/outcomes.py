@@ -51,7 +51,11 @@ class _Lane:
     async def _deliver(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
         try:
             self.calls += 1
-            answers = await self._send([item for item, _ in batch])
+            answers = list(await self._send([item for item, _ in batch]))
+            if len(answers) != len(batch):  # a caller left waiting would hang for good
+                raise RuntimeError(
+                    f"the queue gave {len(answers)} answer(s) for {len(batch)} outcomes"
+                )
         except Exception as exc:  # the queue restarting, say: every caller sees the error
             for _, future in batch:
                 if not future.done():

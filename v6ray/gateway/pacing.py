@@ -1,15 +1,19 @@
 """The broker's own pacing of IB traffic (pure: no I/O, injected clock).
 
-Two questions are answered here, and they are different:
+Three questions are answered here, and they are different:
 
 * *May a request be admitted into the gateway's batch now?* (``Pacer.admission``): a
   picklable snapshot of the budgets, handed to the queue as its claim predicate. A request
   that does not fit is skipped, not blocking cheaper requests behind it.
-* *May an IB message be sent now?* (``*_delay`` / ``take_*``): sliding windows over send
-  times. The async ``PermitGate`` (permits.py) waits ``*_delay`` seconds and then takes.
+* *May a request's resources be taken now?* (``historical_delay`` / ``line_delay``):
+  sliding windows over send times, open-request and line counts.
+* *May the next message be written to the socket now?* (``wire_delay``): every message the
+  connection writes, ours and ib_async's own, is spaced evenly (``MessageSpacing``).
 
-Every window is IB's unscaled number × ``time_scale``, widened by a small margin so that
-jitter between our send and IB's receipt never squeezes two windows' worth into one.
+The async ``PermitGate`` (permits.py) waits for both and then writes.
+
+Every historical window is IB's unscaled number × ``time_scale``, widened by a small margin
+so that jitter between our send and IB's receipt never squeezes two windows into one.
 """
 
 from __future__ import annotations
@@ -103,6 +107,53 @@ class SlidingWindow:
                 return
 
 
+class MessageSpacing:
+    """The message-rate rule, kept at the socket: writes follow an even schedule, one every
+    ``interval`` seconds, counted from the *actual* writes (GCRA, the ATM cell-rate rule).
+
+    Why a schedule and not "N per window": IB counts messages when it *receives* them
+    (error 100 "Max rate of messages per second has been exceeded"), and a sender whose
+    event loop was busy writes late. A sliding window at the sender lets a late burst be
+    followed by the next window's burst on time, and the receiver sees both in one second.
+    Here a write that leaves late may be made up by at most ``tolerance`` seconds (a timer
+    that fired a few ms late costs no throughput); anything later is lost, never caught up
+    in a burst. So any ``L`` seconds of writes hold at most ``floor((L + tolerance) /
+    interval) + 1`` messages, and a receiver that reads some of them up to
+    ``receipt_jitter`` later than their neighbours counts at most ``receipt_bound`` in any
+    window: the bound ``message_interval`` is solved for.
+    """
+
+    def __init__(self, interval: float, tolerance: float = 0.0) -> None:
+        if not interval > 0 or tolerance < 0:
+            raise ValueError("a message schedule needs interval > 0 and tolerance >= 0")
+        self.interval = interval
+        self.tolerance = tolerance
+        self._next = -math.inf  # when the schedule's next write falls due
+
+    def delay(self, now: float) -> float:
+        return max(0.0, self._next - self.tolerance - now)
+
+    def unused(self, now: float) -> float:
+        """Seconds the schedule has allowed a write without one being made (0.0 if none)."""
+        return max(0.0, now - (self._next - self.tolerance)) if math.isfinite(self._next) else 0.0
+
+    def record(self, now: float) -> None:
+        self._next = max(self._next, now) + self.interval
+
+
+def message_interval(budget: int, window: float, slack: float) -> float:
+    """Spacing that keeps any receipt window of ``window`` seconds at or under ``budget``
+    messages, given ``slack`` = receipt jitter + the schedule's write tolerance."""
+    if budget < 2:
+        raise ValueError("a message budget needs at least 2 messages per window")
+    return (window + slack) / (budget - 1)
+
+
+def receipt_bound(interval: float, window: float, slack: float) -> int:
+    """The most messages a receiver can count in ``window`` seconds (see MessageSpacing)."""
+    return math.floor((window + slack) / interval + _EPSILON) + 1
+
+
 @dataclass(frozen=True)
 class HistoricalCall:
     """One reqHistoricalData as the pacing rules see it."""
@@ -134,8 +185,11 @@ class HistoricalCall:
 class PacingLimits:
     """Scaled budgets, derived from a GatewayConfig."""
 
-    messages: int
+    messages: int  # the most IB may count in any message_window at receipt
     message_window: float
+    message_interval: float  # spacing between writes that guarantees ``messages``
+    receipt_jitter: float
+    write_tolerance: float
     small_bar_requests: int
     small_bar_window: float
     identical_window: float
@@ -155,9 +209,18 @@ class PacingLimits:
                 config.window_margin_seconds
             )
 
+        # IB's 1-second message window, never below the floor: at tiny time scales a
+        # millisecond window would be broken by any scheduler hiccup at the receiver.
+        message_window = max(config.time_scale, config.message_window_floor)
         return cls(
             messages=config.messages_per_second,
-            message_window=max(scaled(1.0), config.message_window_floor),
+            message_window=message_window,
+            message_interval=message_interval(
+                config.messages_per_second, message_window,
+                config.receipt_jitter + config.write_tolerance,
+            ),
+            receipt_jitter=config.receipt_jitter,
+            write_tolerance=config.write_tolerance,
             small_bar_requests=ib_limits.HIST_SMALL_BAR_REQUESTS_PER_WINDOW,
             small_bar_window=scaled(ib_limits.HIST_SMALL_BAR_WINDOW_SECONDS),
             identical_window=scaled(ib_limits.HIST_IDENTICAL_WINDOW_SECONDS),
@@ -214,7 +277,8 @@ class Pacer:
 
     limits: PacingLimits
     clock: Clock = time.monotonic
-    _messages: SlidingWindow = field(init=False)
+    _wire: MessageSpacing = field(init=False)
+    _sent_window: SlidingWindow = field(init=False)  # our own view of sends, for stats
     _small: SlidingWindow = field(init=False)
     _large: SlidingWindow = field(init=False)
     _identical: dict[HistoricalCall, float] = field(init=False, default_factory=dict)
@@ -225,21 +289,35 @@ class Pacer:
     lines_in_use: int = field(init=False, default=0)
     peak_lines: int = field(init=False, default=0)
     messages_sent: int = field(init=False, default=0)
+    peak_messages_per_window: int = field(init=False, default=0)
     historical_sent: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         lim = self.limits
-        self._messages = SlidingWindow(lim.messages, lim.message_window)
+        self._wire = MessageSpacing(lim.message_interval, lim.write_tolerance)
+        # Counts sends only (never refuses): a window as long as the receiver's.
+        self._sent_window = SlidingWindow(1 << 30, lim.message_window)
         self._small = SlidingWindow(lim.small_bar_requests, lim.small_bar_window)
         self._large = SlidingWindow(lim.large_bar_requests, lim.large_bar_window)
 
-    # --- messages ---------------------------------------------------------------------
-    def message_delay(self, n: int = 1) -> float:
-        return self._messages.delay(self.clock(), n)
+    # --- messages (every write on the socket) -----------------------------------------
+    def wire_delay(self) -> float:
+        """Seconds until the next message may be written (0.0 = now)."""
+        return self._wire.delay(self.clock())
 
-    def take_messages(self, n: int = 1) -> None:
-        self._messages.record(self.clock(), n)
-        self.messages_sent += n
+    def wire_unused(self) -> float:
+        """Seconds the socket has been free to take a message that nobody wrote."""
+        return self._wire.unused(self.clock())
+
+    def message_written(self) -> None:
+        """A message was just written to the socket (ours or ib_async's own)."""
+        now = self.clock()
+        self._wire.record(now)
+        self._sent_window.record(now)
+        self.messages_sent += 1
+        self.peak_messages_per_window = max(
+            self.peak_messages_per_window, self._sent_window.used(now)
+        )
 
     # --- historical requests ----------------------------------------------------------
     def historical_delay(self, call: HistoricalCall) -> float:
@@ -248,9 +326,8 @@ class Pacer:
         now = self.clock()
         if self.open_historical >= self.limits.max_open_historical:
             return math.inf
-        delays = [self._messages.delay(now, 1)]
         window = self._small if call.small else self._large
-        delays.append(window.delay(now, call.weight))
+        delays = [window.delay(now, call.weight)]
         last = self._identical.get(call)
         if last is not None and now - last < self.limits.identical_window:
             delays.append(last + self.limits.identical_window - now + _EPSILON)
@@ -260,9 +337,9 @@ class Pacer:
         return max(delays)
 
     def take_historical(self, call: HistoricalCall) -> None:
-        """Record ``call`` as sent now (one message, its window slots, one open request)."""
+        """Record ``call`` as sent now (its window slots, one open request); its message
+        is counted by ``message_written`` when it reaches the socket."""
         now = self.clock()
-        self.take_messages(1)
         pacing_window = self._small if call.small else self._large
         window = self._per_contract.get(call.contract_key)
         if window is None:
@@ -310,14 +387,13 @@ class Pacer:
 
     # --- market-data lines ------------------------------------------------------------
     def line_delay(self, n: int = 1) -> float:
-        """0.0 when ``n`` lines (and a message slot) are free; ``inf`` while lines are full."""
+        """0.0 when ``n`` lines are free; ``inf`` while lines are full (they free on an
+        answer, not with time)."""
         if self.lines_in_use + min(n, self.limits.line_budget) > self.limits.line_budget:
             return math.inf
-        return self._messages.delay(self.clock(), 1)
+        return 0.0
 
     def take_lines(self, n: int = 1) -> None:
-        """Take ``n`` lines and the message that opens them."""
-        self.take_messages(1)
         self.lines_in_use += n
         self.peak_lines = max(self.peak_lines, self.lines_in_use)
 
@@ -351,7 +427,11 @@ class Pacer:
         return {
             "messages_per_window": lim.messages,
             "message_window_seconds": round(lim.message_window, 6),
-            "messages_available": self._messages.available(now),
+            "message_interval_seconds": round(lim.message_interval, 6),
+            "receipt_jitter_seconds": lim.receipt_jitter,
+            "write_tolerance_seconds": lim.write_tolerance,
+            "messages_in_window": self._sent_window.used(now),
+            "peak_messages_per_window": self.peak_messages_per_window,
             "messages_sent": self.messages_sent,
             "small_bar_available": self._small.available(now),
             "small_bar_limit": lim.small_bar_requests,

@@ -8,7 +8,7 @@ become nulls; every time is a UTC timestamp.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -80,17 +80,26 @@ def to_table(table: str, rows: Sequence[dict[str, Any]]) -> pa.Table:
 # --------------------------------------------------------------------------- bars
 
 
+def contract_columns(contract: Any) -> dict[str, Any]:
+    """``con_id``/``local_symbol`` of a contract IB qualified (null when it was not)."""
+    return {
+        "con_id": integer(getattr(contract, "conId", None)) or None,
+        "local_symbol": getattr(contract, "localSymbol", None) or None,
+    }
+
+
 def bar_rows(
-    request_id: str, symbol: str, bar_size: str, what_to_show: str, bars: Iterable[Any]
+    request_id: str, series: Mapping[str, Any], bars: Iterable[Any]
 ) -> list[dict[str, Any]]:
+    """One ``market_bars`` row per bar; ``series`` holds the columns every bar of the request
+    shares (symbol, bar_size, what_to_show and the identity of ``instruments.bar_series``,
+    plus ``contract_columns``)."""
     rows = []
     for bar in bars:
         rows.append(
             {
                 "request_id": request_id,
-                "symbol": symbol,
-                "bar_size": bar_size,
-                "what_to_show": what_to_show,
+                **series,
                 "timestamp": utc_timestamp(bar.date),
                 "open": number(bar.open),
                 "high": number(bar.high),

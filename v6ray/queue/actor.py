@@ -22,8 +22,17 @@ import ray
 
 from v6ray.constants import NAMESPACE, QUEUE_ACTOR
 from v6ray.errors import InvalidRequest, RequestTimeout, UnknownRequest
-from v6ray.model import IBRequest, Priority, Status, new_request, request_from_submission
+from v6ray.model import (
+    IBRequest,
+    Priority,
+    Status,
+    check_items,
+    new_request,
+    request_from_submission,
+    requests_from_submissions,
+)
 from v6ray.observability.requests import RequestObserver
+from v6ray.process_priority import run_at_normal_priority
 from v6ray.queue.config import QueueConfig
 from v6ray.queue.core import QueueCore
 from v6ray.queue.group_commit import GroupCommitter
@@ -40,9 +49,14 @@ class RequestQueue:
     """The one durable priority queue of every IB request (plain class; Ray-free to build)."""
 
     def __init__(self, data_dir: str, config: QueueConfig | None = None) -> None:
+        run_at_normal_priority("RequestQueue")  # every claim and submit waits on it
         self.config = config or QueueConfig()
         self.data_dir = data_dir
-        journal = Journal(data_dir, commit_retries=self.config.commit_retries)
+        journal = Journal(
+            data_dir,
+            commit_retries=self.config.commit_retries,
+            lock_timeout=self.config.journal_lock_timeout_seconds,
+        )
         self.core = QueueCore(self.config)
         self.core.restore(journal.load_latest())
         # A restored backlog is large and long-lived: keep the collector from rescanning it
@@ -90,13 +104,7 @@ class RequestQueue:
 
     async def submit_many(self, items: Sequence[Any]) -> list[str]:
         """All or nothing: every item is validated before any is queued."""
-        _require_item_list(items)
-        requests = []
-        for index, item in enumerate(items):
-            try:
-                requests.append(request_from_submission(item, now=self.core.creation_stamp()))
-            except InvalidRequest as exc:
-                raise InvalidRequest(f"items[{index}].{exc.field}", exc.reason) from None
+        requests = requests_from_submissions(items, stamp=self.core.creation_stamp)
         submit = self.core.submit
         request_ids = [submit(request)[0] for request in requests]
         await self._commit()
@@ -105,16 +113,22 @@ class RequestQueue:
     async def submit_each(self, items: Sequence[Any]) -> list[str | InvalidRequest]:
         """Independent submits in one call and one commit: per item, its request id or the
         ``InvalidRequest`` it raised (returned, not raised: the others are queued). The
-        client sends this when several of its threads submit at the same time."""
-        _require_item_list(items)
-        outcomes: list[str | InvalidRequest] = []
+        client sends this when several of its threads submit at the same time.
+
+        Every item is checked before any is queued: should checking fail in any other way,
+        the call fails for all its callers and has queued none of them.
+        """
+        check_items(items)
+        checked: list[IBRequest | InvalidRequest] = []
         for item in items:
             try:
-                request = request_from_submission(item, now=self.core.creation_stamp())
+                checked.append(request_from_submission(item, now=self.core.creation_stamp()))
             except InvalidRequest as exc:
-                outcomes.append(exc)
-            else:
-                outcomes.append(self.core.submit(request)[0])
+                checked.append(exc)
+        outcomes = [
+            outcome if isinstance(outcome, InvalidRequest) else self.core.submit(outcome)[0]
+            for outcome in checked
+        ]
         await self._commit()
         return outcomes
 
@@ -285,6 +299,10 @@ class RequestQueue:
     async def ping(self) -> str:
         return "pong"
 
+    def close(self) -> None:
+        """Stop journaling and release the journal's writer lock (a stopped queue)."""
+        self.committer.journal.close()
+
     # ------------------------------------------------------------------ internals
 
     async def _commit(self) -> None:
@@ -328,11 +346,6 @@ class RequestQueue:
                 self._observer.publish(self.core)
             except Exception:  # keep housekeeping alive; the next call will surface errors
                 log.exception("queue housekeeping failed")
-
-
-def _require_item_list(items: Any) -> None:
-    if not isinstance(items, list | tuple):
-        raise InvalidRequest("items", f"must be a list of mappings, got {type(items).__name__}")
 
 
 def get_or_create_queue(

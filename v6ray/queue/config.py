@@ -37,6 +37,9 @@ class QueueConfig:
     commit_interval_seconds: float = 0.02
     # Journal: a commit that fails is retried this many times with jittered backoff.
     commit_retries: int = 5
+    # Journal: how long a starting queue waits for the journal's writer lock (held by a
+    # predecessor whose process is still exiting) before it fails with TableLocked.
+    journal_lock_timeout_seconds: float = 30.0
     # How often the actor expires leases and wakes up delayed retries without being asked.
     housekeeping_seconds: float = 1.0
 
@@ -53,8 +56,11 @@ class QueueConfig:
             raise ValueError("QueueConfig.backoff_jitter must be within [0, 1]")
         if self.claim_scan_limit < 1 or self.terminal_cache_size < 0:
             raise ValueError("QueueConfig.claim_scan_limit >= 1, terminal_cache_size >= 0")
-        if self.commit_interval_seconds < 0:
-            raise ValueError("QueueConfig.commit_interval_seconds must not be negative")
+        if self.commit_interval_seconds < 0 or self.journal_lock_timeout_seconds < 0:
+            raise ValueError(
+                "QueueConfig.commit_interval_seconds/journal_lock_timeout_seconds must not be "
+                "negative"
+            )
         if self.compact_every_commits < 0 or self.commit_retries < 0:
             raise ValueError("QueueConfig.compact_every_commits/commit_retries must be >= 0")
 

@@ -7,6 +7,13 @@ fixed cost (a file, a log entry, their fsyncs: ~2 ms) whatever its size, so unde
 that cost is shared by every request of the batch instead of being paid per request.
 Compactions run on a second thread, beside appends (the journal allows that), so a
 compaction of a large journal never holds up an acknowledgement.
+
+A failed commit (after the journal's own retries) fails its callers with ``StorageError``,
+and its states stay owed: they go first into the next commit, and every ``append`` or
+``barrier`` from then on resolves only once they are durable too. So a resubmit that
+merges into a request whose first commit failed is acknowledged only once that request
+is on disk (acknowledged => durable holds across any journal failure), and a caller told
+"failed" may submit again safely.
 """
 
 from __future__ import annotations
@@ -44,26 +51,27 @@ class GroupCommitter:
         # Another for compactions: one at a time, never in the appends' way.
         self.maintenance = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ib-compact")
         self._auto_compaction: asyncio.Task[None] | None = None
+        # States to commit, oldest first; a failed commit's states are put back in front.
         self._buffer: list[IBRequest] = []
         self._batch: asyncio.Future[None] | None = None  # resolves when _buffer is durable
         self._in_flight: asyncio.Future[None] | None = None
         self._wakeup: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
+        self.failed_commits = 0
 
     def append(self, requests: Sequence[IBRequest]) -> asyncio.Future[None]:
         """Buffer states for the next commit; the future resolves once they are durable."""
         if not requests:
             return self.barrier()
         self._buffer.extend(requests)
-        if self._batch is None:
-            self._batch = self._new_future()
-        self._wake()
-        return self._batch
+        return self._schedule()
 
     def barrier(self) -> asyncio.Future[None]:
-        """Resolves once everything appended so far is durable."""
+        """Resolves once everything appended so far is durable (owed states included)."""
         if self._batch is not None:
             return self._batch
+        if self._buffer:  # a failed commit's states: try them again now
+            return self._schedule()
         if self._in_flight is not None:
             return self._in_flight
         done = self._new_future()
@@ -80,7 +88,11 @@ class GroupCommitter:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     def stats(self) -> dict[str, int]:
-        return {**self.journal.stats(), "buffered": len(self._buffer)}
+        return {
+            **self.journal.stats(),
+            "buffered": len(self._buffer),
+            "failed_commits": self.failed_commits,
+        }
 
     # ------------------------------------------------------------------ writer
 
@@ -89,6 +101,13 @@ class GroupCommitter:
         # Nobody may await a batch (housekeeping changes): do not log its error as unretrieved.
         future.add_done_callback(lambda f: f.cancelled() or f.exception())
         return future
+
+    def _schedule(self) -> asyncio.Future[None]:
+        """The future of the next commit (which takes the whole buffer); starts the writer."""
+        if self._batch is None:
+            self._batch = self._new_future()
+        self._wake()
+        return self._batch
 
     def _wake(self) -> None:
         if self._writer is None or self._writer.done():
@@ -102,7 +121,7 @@ class GroupCommitter:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._buffer:
+            while self._batch is not None:  # owed states alone wait for the next caller
                 loop = asyncio.get_running_loop()
                 pause = self._last_start + self.min_interval - loop.time()
                 if pause > 0:
@@ -118,8 +137,10 @@ class GroupCommitter:
         try:
             await self.run_blocking(self.journal.append, rows)
         except Exception as exc:
-            # The callers see a v6ray error; their changes stay in memory and are journaled
-            # with the next change of the same requests (or lost if the actor dies first).
+            # The callers see a v6ray error. Their changes stay in memory and stay owed:
+            # first in the next commit, which every later acknowledgement waits for.
+            self.failed_commits += 1
+            self._buffer[:0] = rows
             log.error("journal commit of %d states failed: %s", len(rows), exc)
             batch.set_exception(StorageError(constants.REQUESTS_TABLE, str(exc)))
         else:

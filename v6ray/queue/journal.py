@@ -11,7 +11,12 @@ Compaction rewrites the files it sees to their latest rows (``seq`` kept, so it 
 increasing) in one commit that removes exactly those files, then vacuums and checkpoints,
 so the file count and the log stay bounded. It runs beside appends, on its own thread:
 rows appended meanwhile are in files it does not remove, and their higher ``seq`` wins over
-anything it wrote. Only the queue actor writes this table.
+anything it wrote.
+
+Only one ``Journal`` writes the table at a time, in any process: it holds the table's
+writer lock (``v6ray.storage.writer_lock``) from open to ``close`` (or its process's
+death). A second one waits ``lock_timeout`` s for it, then fails with ``TableLocked``.
+Readers (``read_requests``, ``v6ray.read_table``) take no lock.
 """
 
 from __future__ import annotations
@@ -30,16 +35,25 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from v6ray import constants
+from v6ray.errors import SchemaMismatch, StorageError
 from v6ray.model import IBRequest, Priority, RequestType, Status, canonical_json, dedup_key
-from v6ray.storage.local_append import LocalAppender
+from v6ray.storage.local_append import LocalAppender, remove_stale_files
 from v6ray.storage.reader import latest_requests, retry_vacuum_race
 from v6ray.storage.schemas import IB_REQUESTS_SCHEMA, UTC_TIMESTAMP, table_path
+from v6ray.storage.writer_lock import writer_lock
 
 log = logging.getLogger(__name__)
 
 # Old log entries are useless to the only reader of history (the queue actor, at start):
 # let Delta drop those before each checkpoint.
 TABLE_CONFIGURATION = {"delta.logRetentionDuration": "interval 0 seconds"}
+# How long a second writer waits for the table's writer lock: covers a queue actor that
+# Ray restarts while its predecessor's process is still exiting.
+LOCK_TIMEOUT_SECONDS = 30.0
+# Files no commit names are deleted only once this old. A live writer's data file waits
+# for its commit at most for the commit's retries (seconds) or a compaction's rewrite (a
+# minute for a very large journal); crash leftovers can wait an hour at no cost.
+STALE_FILE_AGE_SECONDS = 3600.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -47,28 +61,47 @@ _MICROSECOND = timedelta(microseconds=1)
 class Journal:
     """Append request states to ``ib_requests`` and read them back."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], *, commit_retries: int = 5) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        commit_retries: int = 5,
+        lock_timeout: float = LOCK_TIMEOUT_SECONDS,
+        stale_file_age: float = STALE_FILE_AGE_SECONDS,
+    ) -> None:
         self.path = table_path(data_dir, constants.REQUESTS_TABLE)
         self.commit_retries = commit_retries
+        self.stale_file_age = stale_file_age
         os.makedirs(self.path, exist_ok=True)
-        DeltaTable.create(
-            self.path, schema=IB_REQUESTS_SCHEMA, mode="ignore", configuration=TABLE_CONFIGURATION
-        )
-        self._table = DeltaTable(self.path)  # reads and compactions (refreshed before use)
-        # Appends skip delta-rs's commit path: ~1-2 ms instead of ~10-40 ms each, and the
-        # queue pays one per acknowledged batch. The stats let look-ups skip files.
-        self._appender = LocalAppender(self.path, stats_columns=("request_id", "seq"))
+        self._lock = writer_lock(self.path)
+        self._lock.acquire(lock_timeout)  # before anything is written, the table's creation too
+        try:
+            retry_vacuum_race(self._open)  # its log listing may race another writer's commit
+        except BaseException:
+            self._lock.release()
+            raise
         self._next_seq = 1
         self.commits = 0  # appends since this process opened the journal
         self.rows = 0  # rows appended since this process opened the journal
         self.commits_since_compaction = 0
         self.files = len(self._table.file_uris())
-        # Data files no commit names: an append or compaction cut short by a crash. Nothing
-        # else writes yet, so a full vacuum cannot take a file whose commit is on its way.
-        self._table.vacuum(
-            retention_hours=0, enforce_retention_duration=False, dry_run=False, full=True
-        )
-        self._appender.refresh_version()
+        self.closed = False
+
+    def _open(self) -> None:
+        DeltaTable.create(self.path, schema=IB_REQUESTS_SCHEMA, mode="ignore",
+                          configuration=TABLE_CONFIGURATION)
+        self._table = DeltaTable(self.path)  # reads and compactions (refreshed before use)
+        # Appends skip delta-rs's commit path: ~1-2 ms instead of ~10-40 ms each, and the
+        # queue pays one per acknowledged batch. The stats let look-ups skip files.
+        self._appender = LocalAppender(self.path, stats_columns=("request_id", "seq"))
+        # What an append or compaction cut short by a crash left behind (old enough that
+        # no writer, even one that ignores the lock, is about to commit it).
+        remove_stale_files(self.path, self._table, min_age_seconds=self.stale_file_age)
+
+    def close(self) -> None:
+        """Stop writing and give the writer lock up (idempotent); reads still work."""
+        self.closed = True
+        self._lock.release()
 
     @property
     def version(self) -> int:
@@ -98,8 +131,11 @@ class Journal:
         return request_from_row(frame.sort("seq").row(-1, named=True))
 
     def _read_frame(self) -> pl.DataFrame:
-        self._table.update_incremental()
-        return pl.from_arrow(self._table.to_pyarrow_table())
+        def read() -> pl.DataFrame:
+            self._table.update_incremental()
+            return pl.from_arrow(self._table.to_pyarrow_table())
+
+        return retry_vacuum_race(read)
 
     # ------------------------------------------------------------------ write
 
@@ -107,6 +143,8 @@ class Journal:
         """Commit one row per state, in order, as one Delta commit (retried on failure)."""
         if not requests:
             return
+        if self.closed:
+            raise StorageError(constants.REQUESTS_TABLE, "the journal is closed")
         batch = requests_to_arrow(requests, self._next_seq)
         self._retrying(lambda: self._appender.append(batch))
         self._next_seq += len(requests)
@@ -120,9 +158,13 @@ class Journal:
 
         Safe to run on another thread than ``append`` (see the module doc); not twice at once.
         """
+        if self.closed:
+            raise StorageError(constants.REQUESTS_TABLE, "the journal is closed")
         started = time.monotonic()
         self.commits_since_compaction = 0  # appends from now on count toward the next one
-        table = DeltaTable(self.path)  # its own snapshot: the append thread's table is not shared
+        # Its own snapshot (the append thread's table is not shared); listing the log while
+        # appends link new entries can see a gap, which a second listing does not.
+        table = retry_vacuum_race(lambda: DeltaTable(self.path))
         seen = pa.table(table.get_add_actions(flatten=True))
         paths = seen["path"].to_pylist()
         frame = pl.from_arrow(table.to_pyarrow_table())
@@ -143,7 +185,8 @@ class Journal:
         removed = self._delete_files(paths) if latest.height else []
         # Checkpoint and log cleanup commit nothing, and cleanup drops only entries before
         # the checkpoint, all older than the appends' next version: no race to lose.
-        table.update_incremental()
+        retry_vacuum_race(table.update_incremental)
+        removed += remove_stale_files(self.path, table, min_age_seconds=self.stale_file_age)
         table.create_checkpoint()
         table.cleanup_metadata()
         self.files = len(table.file_uris())
@@ -172,6 +215,8 @@ class Journal:
             try:
                 commit()
                 break
+            except SchemaMismatch:
+                raise  # the same rows would not fit the next time either
             except Exception as exc:  # CommitFailedError, I/O errors: retry with jitter
                 attempt += 1
                 if attempt > self.commit_retries:
@@ -186,6 +231,15 @@ class Journal:
             "version": self.version,
             "files": self.files,
         }
+
+
+def read_requests(data_dir: str | os.PathLike[str]) -> list[IBRequest]:
+    """The latest state of every journaled request, read without the writer lock."""
+    path = table_path(data_dir, constants.REQUESTS_TABLE)
+    if not DeltaTable.is_deltatable(path):
+        return []
+    frame = retry_vacuum_race(lambda: pl.from_arrow(DeltaTable(path).to_pyarrow_table()))
+    return [request_from_row(row) for row in latest_requests(frame).iter_rows(named=True)]
 
 
 # ---------------------------------------------------------------------- conversions

@@ -5,6 +5,11 @@ First the daily bars each symbol lacks are enqueued (at least 300 trading days, 
 20-day realized vol has a 252-day history for the IV-rank fallback) and awaited; then the
 statistics are computed with polars in a Ray task next to the data and merged by
 (symbol, date). See ``v6ray.stats.derive`` for what each column means.
+
+Bars come from one series per symbol (``v6ray.stats.derive.daily_series``): daily TRADES
+bars of regular trading hours (use_rth) of the symbol's default instrument, the series
+fetched here when history is missing. Extended-hours loads (``load-futures`` fetches
+use_rth=false daily bars), dated futures months and other exchanges are not read.
 """
 
 from __future__ import annotations
@@ -81,7 +86,10 @@ def derive_statistics(
     summary.rows = int(result.get("rows", 0))
     missing = sorted(set(wanted) - set(result.get("symbols", [])))
     if missing:
-        summary.notes.append(f"no data to derive from for {', '.join(missing)}")
+        summary.notes.append(
+            f"no data to derive from for {', '.join(missing)} (daily regular-hours TRADES "
+            "bars of the default instrument)"
+        )
     summary.elapsed = time.monotonic() - started
     return summary
 

@@ -8,12 +8,16 @@ actor's own event loop, bound to loopback by the config.
 from __future__ import annotations
 
 from v6ray.constants import NAMESPACE, SIMULATOR_ACTOR
+from v6ray.process_priority import run_at_normal_priority
 from v6ray.sim.config import SimConfig
 from v6ray.sim.server import Simulator
 
 
 class SimulatorActor:
     def __init__(self, config: SimConfig) -> None:
+        # It stands in for IB Gateway, a process of its own at normal priority: reading
+        # a busy machine's messages late would bunch them as no real gateway does.
+        run_at_normal_priority("IBSimulator")
         self._config = config
         self._sim: Simulator | None = None
 

@@ -24,6 +24,9 @@ class Counters:
     disconnects_by_server: int = 0  # sessions the simulator closed (faults, rate breaches)
     messages_total: int = 0
     messages_by_type: Counter = field(default_factory=Counter)
+    # The most messages one connection sent within any (scaled) 1-second window, counted
+    # at receipt: the number IB's 50/s rule is about.
+    messages_peak_per_window: int = 0
     violations: Counter = field(default_factory=Counter)  # error code -> limit breaches
     errors_sent: Counter = field(default_factory=Counter)  # error code -> messages sent
     user_errors: Counter = field(default_factory=Counter)  # e.g. hist_duration_exceeded
@@ -31,7 +34,8 @@ class Counters:
     injected_errors: Counter = field(default_factory=Counter)  # kind -> injected error answers
 
     def snapshot(self, *, lines_in_use: int, lines_peak: int, lines_capacity: int,
-                 hist_open: int, hist_peak: int, faults: dict) -> dict:
+                 hist_open: int, hist_peak: int, faults: dict,
+                 message_window_seconds: float = 1.0) -> dict:
         """A JSON-serialisable dict with string keys only."""
 
         def keyed(counter: Counter) -> dict[str, int]:
@@ -45,7 +49,12 @@ class Counters:
                 "refused": self.connections_refused,
                 "dropped_by_server": self.disconnects_by_server,
             },
-            "messages": {"total": self.messages_total, "by_type": keyed(self.messages_by_type)},
+            "messages": {
+                "total": self.messages_total,
+                "by_type": keyed(self.messages_by_type),
+                "peak_per_window": self.messages_peak_per_window,
+                "window_seconds": message_window_seconds,
+            },
             "market_data_lines": {"in_use": lines_in_use, "peak": lines_peak,
                                   "capacity": lines_capacity},
             "historical_open": {"current": hist_open, "peak": hist_peak},

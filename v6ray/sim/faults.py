@@ -38,10 +38,12 @@ class FaultState:
         self.injected.append(InjectedError(kind, int(code), message, count,
                                            symbol.upper() if symbol else None))
 
-    def take(self, kind: str, symbol: str) -> InjectedError | None:
-        """The injected error that answers this request, consuming one use of it."""
+    def take(self, kind: str, symbol: str, sec_type: str = "") -> InjectedError | None:
+        """The injected error that answers this request, consuming one use of it. An
+        injection's symbol may name a security type too ("SPY:OPT": SPY's options only)."""
+        names = {None, symbol.upper(), f"{symbol}:{sec_type}".upper()}
         for entry in self.injected:
-            if entry.kind == kind and entry.symbol in (None, symbol.upper()):
+            if entry.kind == kind and entry.symbol in names:
                 entry.remaining -= 1
                 if entry.remaining <= 0:
                     self.injected.remove(entry)

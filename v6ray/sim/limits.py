@@ -45,6 +45,24 @@ class MessageRateLimiter:
         return RateVerdict.REJECT
 
 
+class ReceiptWindow:
+    """How many messages arrived in the last ``window`` seconds, and the most that ever did
+    (IB's own view: counted at receipt, per connection). Rejected messages count too: IB
+    reports them as received ("rec=51")."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._times: deque[float] = deque()
+        self.peak = 0
+
+    def observe(self, now: float) -> int:
+        while self._times and now - self._times[0] >= self.window:
+            self._times.popleft()
+        self._times.append(now)
+        self.peak = max(self.peak, len(self._times))
+        return len(self._times)
+
+
 class MarketDataLines:
     """Market-data lines shared by every connection; a key holds one line until released."""
 

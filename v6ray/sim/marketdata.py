@@ -73,7 +73,7 @@ def req_mkt_data(session: ClientSession, fields: list[str]):
         reader.skip(3)
     reader.text()  # generic tick list: the simulator always sends its full set
     snapshot = reader.bool()
-    if session.take_injected(req_id, "mktdata", query_symbol(q)):
+    if session.take_injected(req_id, "mktdata", query_symbol(q), q.sec_type):
         return None
     instrument = resolve_one(session, req_id, q)
     if instrument is None:

@@ -152,6 +152,7 @@ class Simulator:
             lines_capacity=self.config.market_data_lines,
             hist_open=self.pacing.open, hist_peak=self.pacing.peak_open,
             faults=self.faults.describe(time.monotonic()),
+            message_window_seconds=self.config.scaled(1.0),
         )
 
     async def _write_stats_forever(self) -> None:

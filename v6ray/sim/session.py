@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from v6ray import ib_limits
 from v6ray.sim import messages as m
 from v6ray.sim import protocol as p
-from v6ray.sim.limits import MessageRateLimiter, RateVerdict
+from v6ray.sim.limits import MessageRateLimiter, RateVerdict, ReceiptWindow
 
 if TYPE_CHECKING:
     from v6ray.sim.server import Simulator
@@ -52,6 +52,7 @@ class ClientSession:
         cfg = sim.config
         self.rate = MessageRateLimiter(cfg.max_messages_per_second, cfg.scaled(1.0),
                                        cfg.message_breaches_before_disconnect)
+        self.receipts = ReceiptWindow(cfg.scaled(1.0))
 
     # --- lifecycle -------------------------------------------------------------------
     async def run(self) -> None:
@@ -130,9 +131,9 @@ class ClientSession:
             counters.user_errors[user_error] += 1
         self.send(m.error(req_id, code, text))
 
-    def take_injected(self, req_id: int, kind: str, symbol: str) -> bool:
+    def take_injected(self, req_id: int, kind: str, symbol: str, sec_type: str = "") -> bool:
         """Answer with an injected error if one targets this request; True if it did."""
-        injected = self.sim.faults.take(kind, symbol)
+        injected = self.sim.faults.take(kind, symbol, sec_type)
         if injected is None:
             return False
         self.sim.counters.injected_errors[kind] += 1
@@ -153,10 +154,14 @@ class ClientSession:
             msg_id = int(fields[0])
         except (IndexError, ValueError):
             return
+        now = time.monotonic()  # receipt time: when this process reads the message, as at IB
         counters.messages_total += 1
         counters.messages_by_type[p.REQUEST_NAMES.get(msg_id, f"msg{msg_id}")] += 1
+        counters.messages_peak_per_window = max(
+            counters.messages_peak_per_window, self.receipts.observe(now)
+        )
         if self.sim.config.limits:
-            verdict = self.rate.admit(time.monotonic())
+            verdict = self.rate.admit(now)
             if verdict is not RateVerdict.ACCEPT:
                 limit = self.rate.limit
                 self.send_error(-1, ib_limits.ERR_MAX_RATE,

@@ -5,6 +5,10 @@ the tables, calls it and merges the result by (symbol, date), so reruns are idem
 ``derive_task`` is that function as a Ray task. ``missing_daily_bars`` says which daily bar
 requests would give every symbol enough history.
 
+Bars: one series per symbol (``daily_series``): daily TRADES bars of regular trading hours
+(use_rth) of the symbol's default instrument; other series in ``market_bars`` (extended
+hours, a dated future month, another exchange) are ignored.
+
 Columns (one row per symbol and trading date that has a daily bar or option snapshots):
 
 - ``realized_vol_20d``: annualized close-to-close vol of the last 20 daily log returns up to
@@ -30,12 +34,18 @@ import polars as pl
 import pyarrow as pa
 
 from v6ray import constants
+from v6ray.instruments import bar_series
 from v6ray.model import Priority
 from v6ray.stats import metrics
 from v6ray.storage.schemas import DERIVED_STATISTICS_SCHEMA
 
 DAILY_BAR_SIZE = "1 day"
 DAILY_WHAT_TO_SHOW = "TRADES"
+DAILY_PARAMETERS = {"bar_size": DAILY_BAR_SIZE, "what_to_show": DAILY_WHAT_TO_SHOW,
+                    "use_rth": True}
+_SERIES_SCHEMA = {"symbol": pl.String, "bar_size": pl.String, "what_to_show": pl.String,
+                  "use_rth": pl.Boolean, "sec_type": pl.String, "exchange": pl.String,
+                  "contract_month": pl.String}
 # 252 days of realized vol (for the rank fallback) need 252 + 20 closes; 300 leaves margin.
 MIN_HISTORY_TRADING_DAYS = 300
 # One request fetches it all: IB serves up to 20 Y of daily bars per request.
@@ -50,12 +60,28 @@ STAT_COLUMNS = (
 _CARRIED_OVER = ("atm_iv", "put_call_volume_ratio")  # option-based: not recomputable later
 
 
+def daily_series(symbol: str) -> dict[str, Any]:
+    """The one ``market_bars`` series a symbol's statistics come from (and that
+    ``missing_daily_bars`` fetches): daily TRADES bars of regular trading hours of the
+    symbol's default instrument (SPY on SMART, SPX the index, ES the continuous future).
+    A use_rth=false load, a dated future month or another exchange never feeds them."""
+    return {
+        "symbol": symbol,
+        "bar_size": DAILY_BAR_SIZE,
+        "what_to_show": DAILY_WHAT_TO_SHOW,
+        **bar_series(symbol, DAILY_PARAMETERS),
+    }
+
+
 def _daily_bars(bars: pl.DataFrame, symbols: set[str] | None) -> pl.DataFrame:
     selected = bars.filter(
         (pl.col("bar_size") == DAILY_BAR_SIZE) & (pl.col("what_to_show") == DAILY_WHAT_TO_SHOW)
     )
     if symbols is not None:
         selected = selected.filter(pl.col("symbol").is_in(sorted(symbols)))
+    wanted = [daily_series(s) for s in sorted(set(selected["symbol"].to_list()))]
+    series = pl.DataFrame(wanted, schema=_SERIES_SCHEMA).drop("bar_size", "what_to_show")
+    selected = selected.join(series, on=series.columns, how="semi")
     return metrics.daily_bars_by_date(selected)
 
 
@@ -180,12 +206,7 @@ def missing_daily_bars(
                 "request_type": "market_bars",
                 "symbol": symbol,
                 "priority": int(priority),
-                "parameters": {
-                    "duration": duration,
-                    "bar_size": DAILY_BAR_SIZE,
-                    "what_to_show": DAILY_WHAT_TO_SHOW,
-                    "use_rth": True,
-                },
+                "parameters": {"duration": duration, **DAILY_PARAMETERS},
             }
         )
     return items

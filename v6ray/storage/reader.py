@@ -8,14 +8,22 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import polars as pl
+import pyarrow as pa
 from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 
 from v6ray import constants
 from v6ray.config import Settings
-from v6ray.storage.schemas import table_path, table_spec
+from v6ray.errors import NoTables
+from v6ray.storage import migrations
+from v6ray.storage.schemas import TABLES, table_path, table_spec
 
 # A reader can load a table version whose files a compaction has just vacuumed (the queue
-# vacuums with zero retention): such a read is retried against the newer version.
+# vacuums with zero retention), or whose log entries its cleanup has just removed (delta-rs
+# then raises DeltaError "File not found: .../_delta_log/...json", not an OSError); and a
+# listing of the log taken while a writer adds entries can miss one (DeltaError "Expected
+# contiguous commit files, but found gap"; directories are not listed in name order). Such
+# a read is retried against a fresh listing.
 READ_ATTEMPTS = 5
 T = TypeVar("T")
 
@@ -23,23 +31,46 @@ T = TypeVar("T")
 def read_table(name: str, data_dir: str | os.PathLike[str] | None = None) -> pl.DataFrame:
     """The table ``name`` as a DataFrame; ``ib_requests`` gives one row per request.
 
-    A registered table that does not exist yet reads as an empty frame with its schema;
-    a name that is not registered raises ``UnknownTable``.
+    ``data_dir`` may be the root of a simulated data dir: its tables are in
+    ``<data_dir>/simulated/`` and are read from there. A registered table that does not
+    exist yet in a data dir holding other v6ray tables reads as an empty frame with its
+    schema; a data dir with no v6ray tables at all (a typo, the wrong folder) raises
+    ``NoTables`` naming where it looked. A name that is not registered raises
+    ``UnknownTable``. A table an older v6ray wrote comes in the current schema
+    (``migrations.upgrade_rows``, in memory; the next write migrates it on disk).
     """
     spec = table_spec(name)
-    path = table_path(data_dir if data_dir is not None else Settings.from_env().data_path, name)
-    frame = _read_delta(path)
-    if frame is None:
-        frame = pl.from_arrow(spec.schema.empty_table())
+    root = os.fspath(data_dir if data_dir is not None else Settings.from_env().data_path)
+    tables_dir = tables_home(root, spec.name)
+    path = table_path(tables_dir, spec.name)
+    rows = _read_delta(path)
+    if rows is None:
+        rows = spec.schema.empty_table()
+    elif migrations.needs_migration(spec.name, rows.column_names):
+        rows = migrations.upgrade_rows(spec.name, rows, tables_dir)
+    frame = pl.DataFrame(rows)
     if spec.name == constants.REQUESTS_TABLE:
         return latest_requests(frame)
     return frame
 
 
-def _read_delta(path: str) -> pl.DataFrame | None:
+def tables_home(root: str, name: str) -> str:
+    """The folder holding ``root``'s tables: ``root`` itself, or ``root/simulated`` when
+    only that holds any (``v6ray up --simulate`` keeps its tables there); ``NoTables``
+    when neither does."""
+    if DeltaTable.is_deltatable(table_path(root, name)):
+        return root  # the common case costs one check
+    simulated = os.path.join(root, constants.SIMULATED_DATA_SUBDIR)
+    for candidate in (root, simulated):
+        if any(DeltaTable.is_deltatable(table_path(candidate, t)) for t in TABLES):
+            return candidate
+    raise NoTables(root, (root, simulated))
+
+
+def _read_delta(path: str) -> pa.Table | None:
     if not DeltaTable.is_deltatable(path):
         return None
-    return retry_vacuum_race(lambda: pl.from_arrow(DeltaTable(path).to_pyarrow_table()))
+    return retry_vacuum_race(lambda: DeltaTable(path).to_pyarrow_table())
 
 
 def retry_vacuum_race(read: Callable[[], T]) -> T:
@@ -47,7 +78,7 @@ def retry_vacuum_race(read: Callable[[], T]) -> T:
     for attempt in range(READ_ATTEMPTS - 1):
         try:
             return read()
-        except OSError:
+        except (OSError, DeltaError):
             time.sleep(0.05 * (attempt + 1))
     return read()
 

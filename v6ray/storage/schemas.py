@@ -103,6 +103,18 @@ MARKET_BARS_SCHEMA = _schema(
     ("volume", pa.float64()),
     ("wap", pa.float64()),
     ("bar_count", pa.int64()),
+    # Series identity (``v6ray.instruments.bar_series``): regular hours only or not, and
+    # which instrument; never null (they are merge keys). A use_rth=false load and the
+    # regular-hours bars, or ES 202512 and continuous ES, are different rows.
+    ("use_rth", pa.bool_()),
+    ("sec_type", pa.string()),
+    ("exchange", pa.string()),
+    ("contract_month", pa.string()),
+    # The contract IB resolved the request to, when it was qualified (not for stocks on
+    # SMART); for a continuous future that is the front month at fetch time, so it
+    # describes the row but is not part of its identity.
+    ("con_id", pa.int64()),
+    ("local_symbol", pa.string()),
 )
 
 POSITIONS_SCHEMA = _schema(
@@ -125,6 +137,11 @@ DERIVED_STATISTICS_SCHEMA = _schema(
     ("iv_rank_252d", pa.float64()),
     ("put_call_volume_ratio", pa.float64()),
     ("computed_at", UTC_TIMESTAMP),
+)
+
+MARKET_BARS_KEY = (
+    "symbol", "sec_type", "exchange", "contract_month", "bar_size", "what_to_show", "use_rth",
+    "timestamp",
 )
 
 TABLES: dict[str, TableSpec] = {
@@ -151,8 +168,9 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             constants.MARKET_BARS_TABLE,
             MARKET_BARS_SCHEMA,
-            ("symbol", "bar_size", "what_to_show", "timestamp"),
-            "historical OHLCV bars, one row per symbol, bar size, data type and bar start",
+            MARKET_BARS_KEY,
+            "historical OHLCV bars, one row per series (symbol, instrument, bar size, data "
+            "type, regular hours or not) and bar start",
         ),
         TableSpec(
             constants.POSITIONS_TABLE,
@@ -168,6 +186,17 @@ TABLES: dict[str, TableSpec] = {
         ),
     )
 }
+
+
+def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Columns of ``schema`` in its order and types; absent columns become nulls."""
+    columns = []
+    for field in schema:
+        if field.name in rows.column_names:
+            columns.append(rows.column(field.name).cast(field.type))
+        else:
+            columns.append(pa.nulls(rows.num_rows, type=field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def table_spec(name: str) -> TableSpec:

@@ -2,7 +2,8 @@
 
 Every write is a Delta MERGE on the table's ``key_columns`` (DESIGN.md's uniqueness rule):
 a key already present is updated, a new key inserted. So a re-executed request, an
-overlapping bar load or a retried commit can never leave two copies of a row.
+overlapping bar load or a retried commit can never leave two copies of a row. A table an
+older v6ray wrote is migrated to the current schema on its first write (``migrations``).
 
 delta-rs retries blind appends by itself but hands merge conflicts back to the caller as
 ``CommitFailedError``; ``merge_rows`` retries them with jittered backoff, re-reading the
@@ -33,23 +34,14 @@ from deltalake.exceptions import (
 from v6ray.backoff import backoff_delay
 from v6ray.errors import StorageError
 from v6ray.observability.hooks import writer_committed
-from v6ray.storage.schemas import table_path, table_spec
+from v6ray.process_priority import run_at_normal_priority
+from v6ray.storage import migrations
+from v6ray.storage.schemas import conform, table_path, table_spec
 
 MAX_COMMIT_ATTEMPTS = 12
 RETRY_BASE_SECONDS = 0.05
 RETRY_CAP_SECONDS = 2.0
 _SOURCE, _TARGET = "s", "t"
-
-
-def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Columns of ``schema`` in its order and types; absent columns become nulls."""
-    columns = []
-    for field in schema:
-        if field.name in rows.column_names:
-            columns.append(rows.column(field.name).cast(field.type))
-        else:
-            columns.append(pa.nulls(rows.num_rows, type=field.type))
-    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def dedupe_last(rows: pa.Table, keys: tuple[str, ...]) -> pa.Table:
@@ -67,20 +59,26 @@ def merge_predicate(keys: tuple[str, ...]) -> str:
     return " AND ".join(f"{_TARGET}.`{k}` = {_SOURCE}.`{k}`" for k in keys)
 
 
-def _open_or_create(path: str, schema: pa.Schema) -> DeltaTable:
-    """Open the table, creating it empty first if needed.
+def _open_or_create(data_dir: str, table: str) -> DeltaTable:
+    """Open the table (migrating one an older v6ray wrote), creating it empty if needed.
 
     Two writers may race to create it: ``mode="ignore"`` plus re-opening makes the loser
     simply use the winner's table (its commit of version 0 fails; the table is there).
+    Two racing migrations: the loser's commit fails and its retry finds the new schema.
     """
+    path = table_path(data_dir, table)
     try:
-        return DeltaTable(path)
+        delta = DeltaTable(path)
     except TableNotFoundError:
         pass
+    else:
+        if migrations.needs_migration(table, migrations.stored_columns(delta)):
+            delta = migrations.migrate(data_dir, table, delta)
+        return delta
     os.makedirs(path, exist_ok=True)
     # Someone else may create it between our check and our commit: that is fine.
     with contextlib.suppress(CommitFailedError, DeltaError):
-        DeltaTable.create(path, schema, mode="ignore")
+        DeltaTable.create(path, table_spec(table).schema, mode="ignore")
     return DeltaTable(path)
 
 
@@ -98,13 +96,12 @@ def merge_rows(
     ``max_attempts`` conflicting commits or on a schema mismatch.
     """
     spec = table_spec(table)
-    path = table_path(data_dir, table)
     batch = dedupe_last(conform(rows, spec.schema), spec.key_columns)
     last_error: Exception | None = None
     started = time.monotonic()
     for attempt in range(1, max_attempts + 1):
         try:
-            delta = _open_or_create(path, spec.schema)
+            delta = _open_or_create(data_dir, table)
             if batch.num_rows:
                 (
                     delta.merge(
@@ -130,4 +127,13 @@ def merge_rows(
 
 
 # Writers are I/O bound; a quarter CPU lets several run beside the actors on a small node.
-write_rows = ray.remote(num_cpus=0.25, max_retries=3, retry_exceptions=[StorageError])(merge_rows)
+def _merge_rows_task(data_dir: str, table: str, rows: pa.Table, **options: Any) -> dict[str, Any]:
+    # A request is final only once its rows are committed: a writer left at Ray's lowered
+    # CPU priority would hold the whole pipeline back on a busy machine.
+    run_at_normal_priority("writer task")
+    return merge_rows(data_dir, table, rows, **options)
+
+
+write_rows = ray.remote(num_cpus=0.25, max_retries=3, retry_exceptions=[StorageError])(
+    _merge_rows_task
+)

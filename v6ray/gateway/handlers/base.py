@@ -41,6 +41,26 @@ class Handler(Protocol):
     async def run(self, ctx: HandlerContext) -> Rows: ...
 
 
+def snapshot_failure(
+    failures: list[tuple[Contract, BaseException]], total: int,
+    describe: Callable[[Contract], str],
+) -> BaseException:
+    """One error for a batch of snapshots that failed: the first contract, its IB code and
+    message, and how many others failed. A lost connection wins (the request is released,
+    not failed); a retryable IB error anywhere makes the whole request retryable."""
+    for _, exc in failures:
+        if isinstance(exc, GatewayUnavailable):
+            return exc
+    contract, first = failures[0]
+    others = f"; {len(failures) - 1} more of {total} failed" if len(failures) > 1 else ""
+    if not isinstance(first, IBRequestError):
+        return first  # a bug: keep its own type and traceback
+    retryable = any(getattr(exc, "retryable", True) for _, exc in failures)
+    name = describe(contract)
+    text = first.message if first.message.startswith(name) else f"{name}: {first.message}"
+    return IBRequestError(first.code, f"{text}{others}", retryable=retryable)
+
+
 @dataclass
 class HandlerContext:
     ib: IB
@@ -80,9 +100,18 @@ class HandlerContext:
             raise GatewayUnavailable(f"{what}: {exc}") from None
 
     # --- building blocks handlers share -----------------------------------------------
+    async def send(self, start: Callable[[], Awaitable[T]], what: str) -> T:
+        """One plain request: ``start()`` sends it at the permit's instant (so the message
+        leaves when the budget says, not when this coroutine next runs) and returns
+        ib_async's awaitable, which ``call`` then bounds and maps."""
+        try:
+            pending = await self.gate.message(start, priority=self.priority)
+        except ConnectionError as exc:
+            raise GatewayUnavailable(f"{what}: {exc}") from None
+        return await self.call(lambda: pending, what)
+
     async def contract_details(self, contract: Contract, what: str) -> list[ContractDetails]:
-        await self.gate.messages(1, priority=self.priority)
-        details = await self.call(lambda: self.ib.reqContractDetailsAsync(contract), what)
+        details = await self.send(lambda: self.ib.reqContractDetailsAsync(contract), what)
         if not details:
             raise IBRequestError(
                 200, f"No security definition has been found for {what}", retryable=False
@@ -119,11 +148,32 @@ class HandlerContext:
         except ConnectionError as exc:
             raise GatewayUnavailable(f"{what}: {exc}") from None
 
+    async def snapshots(
+        self, contracts: list[Contract], describe: Callable[[Contract], str]
+    ) -> list[Ticker]:
+        """Snapshot every contract at once (each waits for its line). On the first failure
+        the rest are cancelled and ONE readable error says which contract failed and how,
+        never a TaskGroup's ExceptionGroup."""
+        tasks = [asyncio.ensure_future(self.snapshot(c, describe(c))) for c in contracts]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        failures = [
+            (contract, task.exception()) for contract, task in zip(contracts, tasks, strict=True)
+            if not task.cancelled() and task.exception() is not None
+        ]
+        if failures:
+            raise snapshot_failure(failures, len(contracts), describe)
+        return [task.result() for task in tasks]
+
     def _cancel_at_ib(self, exc: BaseException, cancel: Callable[[], None]) -> None:
-        """After our timeout or a cancellation, tell IB too (its line or open request)."""
+        """After our timeout or a cancellation, tell IB too (its line or open request).
+        Not awaited (we may be cancelled): the cancel joins the gate's paced backlog."""
         timed_out = getattr(exc, "code", None) == ib_errors.CODE_TIMEOUT
         if (timed_out or isinstance(exc, asyncio.CancelledError)) and self.ib.isConnected():
-            self.gate.pacer.take_messages(1)  # counted, not awaited: we may be cancelled
             with contextlib.suppress(Exception):
                 cancel()
 

@@ -1,22 +1,16 @@
-"""Which IB contract a v6ray symbol means (stock/ETF, index, or future root)."""
+"""Which IB contract a v6ray symbol means (stock/ETF, index, or future root).
+
+The choice itself is pure and shared with storage (``v6ray.instruments``); this module
+only turns it into ib_async contract objects.
+"""
 
 from __future__ import annotations
 
 from ib_async import ContFuture, Contract, Future, Index, Stock
 
-# Index symbols and their listing exchange at IB.
-INDEX_EXCHANGES = {"SPX": "CBOE", "NDX": "NASDAQ", "RUT": "RUSSELL", "VIX": "CBOE", "XSP": "CBOE"}
-# Equity-index future roots and their exchange.
-FUTURE_EXCHANGES = {"ES": "CME", "MES": "CME", "NQ": "CME", "MNQ": "CME", "RTY": "CME",
-                    "M2K": "CME", "YM": "CBOT", "MYM": "CBOT"}
+from v6ray.instruments import FUTURE_EXCHANGES, contract_identity
 
-
-def default_sec_type(symbol: str) -> str:
-    if symbol in INDEX_EXCHANGES:
-        return "IND"
-    if symbol in FUTURE_EXCHANGES:
-        return "CONTFUT"
-    return "STK"
+__all__ = ["FUTURE_EXCHANGES", "needs_qualifying", "underlying"]
 
 
 def underlying(
@@ -27,20 +21,18 @@ def underlying(
 ) -> Contract:
     """The contract for ``symbol``; ``sec_type``/``exchange`` override the guess, and a
     ``contract_month`` on a future root means that month instead of the continuous one."""
-    kind = sec_type or default_sec_type(symbol)
-    if kind in ("CONTFUT", "FUT") and contract_month:
-        kind = "FUT"
+    identity = contract_identity(symbol, sec_type, exchange, contract_month)
+    kind, venue = identity.sec_type, identity.exchange
     if kind == "IND":
-        return Index(symbol, exchange or INDEX_EXCHANGES.get(symbol, "CBOE"), "USD")
+        return Index(symbol, venue, "USD")
     if kind == "CONTFUT":
-        return ContFuture(symbol, exchange or FUTURE_EXCHANGES.get(symbol, "CME"), currency="USD")
+        return ContFuture(symbol, venue, currency="USD")
     if kind == "FUT":
-        return Future(symbol, contract_month or "", exchange or FUTURE_EXCHANGES.get(symbol, "CME"),
-                      currency="USD")
+        return Future(symbol, identity.contract_month, venue, currency="USD")
     if kind == "CASH":
         return Contract(symbol=symbol[:3], secType="CASH", currency=symbol[3:] or "USD",
-                        exchange=exchange or "IDEALPRO")
-    return Stock(symbol, exchange or "SMART", "USD")
+                        exchange=venue)
+    return Stock(symbol, venue, "USD")
 
 
 def needs_qualifying(contract: Contract) -> bool:

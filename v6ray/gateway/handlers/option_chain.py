@@ -48,21 +48,16 @@ class OptionChainHandler:
         for expiry in expiries:
             options.extend(await self._expiry_contracts(ctx, req.symbol, chains, expiry,
                                                         exchange, spot))
-        tickers = []
-        async with asyncio.TaskGroup() as group:
-            for option in options:
-                tickers.append(group.create_task(ctx.snapshot(option, f"{req.symbol} option")))
+        tickers = await ctx.snapshots(options, describe_option)
         now = ctx.now()
         rows = []
-        for task in tickers:
-            ticker = task.result()
+        for ticker in tickers:
             rows.append(parsing.option_row(req.request_id, req.symbol, ticker, spot, now))
             ctx.forget_ticker(ticker.contract)
         return rows
 
     async def _chains(self, ctx: HandlerContext, under: Contract) -> list:
-        await ctx.gate.messages(1, priority=ctx.priority)
-        chains = await ctx.call(
+        chains = await ctx.send(
             lambda: ctx.ib.reqSecDefOptParamsAsync(under.symbol, "", under.secType, under.conId),
             f"{under.symbol} option parameters",
         )
@@ -88,6 +83,12 @@ class OptionChainHandler:
         rights = set(planning.choose_rights(p["rights"]))
         picked = [c for c in listed if c.strike in wanted and c.right[:1] in rights]
         return sorted(picked, key=lambda c: (c.strike, c.right))
+
+
+def describe_option(option: Contract) -> str:
+    """How an error names one option: "SPY 20270115 450 C option"."""
+    return (f"{option.symbol} {option.lastTradeDateOrContractMonth} {option.strike:g} "
+            f"{option.right[:1]} option")
 
 
 HANDLER = OptionChainHandler()

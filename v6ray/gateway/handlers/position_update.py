@@ -23,8 +23,7 @@ class PositionUpdateHandler:
             self._lock = asyncio.Lock()
         req = ctx.request
         async with self._lock:
-            await ctx.gate.messages(1, priority=ctx.priority)
-            await ctx.call(ctx.ib.reqPositionsAsync, "positions")
+            await ctx.send(ctx.ib.reqPositionsAsync, "positions")
             positions = ctx.ib.positions()
         rows = parsing.position_rows(
             req.request_id, positions, ctx.now(),

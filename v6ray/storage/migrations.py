@@ -1,0 +1,132 @@
+"""Tables written by an older v6ray, brought to the current schema in place.
+
+When: the writer migrates a table the first time it opens one whose stored schema lacks
+columns of its spec (so the first write after an upgrade does it, whoever writes: the
+gateway's writer tasks, derive-stats); ``read_table`` applies the same upgrade in memory,
+so readers see the current columns even before that first write.
+
+What: ``market_bars`` gained its series identity (use_rth, sec_type, exchange,
+contract_month) and the contract columns (con_id, local_symbol). An old row's identity is
+that of the request that last wrote it (its parameters in ``ib_requests``, joined on
+request_id: the old key let the last writer's bar replace any other, so that request
+says which series the surviving bar belongs to). A row whose request is no longer in
+``ib_requests`` gets the defaults (regular hours, the symbol's default instrument); con_id
+and local_symbol stay null (unknown). Columns no rule fills are null.
+
+How: one Delta commit that overwrites the table with the new schema, based on the version
+it read. Readers see the old table or the new one, never a mix; a writer that migrated
+from the same old version in parallel gets a commit conflict ("metadata changed") and its
+retry finds the table already migrated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError, TableNotFoundError
+
+from v6ray import constants
+from v6ray.instruments import bar_series
+from v6ray.storage.schemas import conform, table_path, table_spec
+
+log = logging.getLogger(__name__)
+
+Filler = Callable[[pa.Table, str], pa.Table]
+
+
+def stored_columns(delta: DeltaTable) -> list[str]:
+    return [field.name for field in delta.schema().fields]
+
+
+def needs_migration(name: str, columns: list[str]) -> bool:
+    """True when a stored table of ``name`` lacks a column its spec has."""
+    return not set(table_spec(name).schema.names) <= set(columns)
+
+
+def upgrade_rows(name: str, rows: pa.Table, data_dir: str) -> pa.Table:
+    """``rows`` of an older ``name`` table in the current schema, new columns filled."""
+    fill = _FILLERS.get(name)
+    if fill is not None:
+        rows = fill(rows, data_dir)
+    return conform(rows, table_spec(name).schema)
+
+
+def migrate(data_dir: str, name: str, delta: DeltaTable) -> DeltaTable:
+    """Rewrite ``delta`` (a snapshot of table ``name``) in the current schema; one commit.
+
+    A concurrent migration of the same snapshot makes this raise ``CommitFailedError``
+    (the caller re-opens the table and finds it migrated).
+    """
+    before = delta.version()
+    rows = upgrade_rows(name, delta.to_pyarrow_table(), data_dir)
+    # Passing the snapshot (not the path) bases the commit on the version read, so a
+    # commit that landed meanwhile is a conflict instead of being overwritten.
+    write_deltalake(delta, rows, mode="overwrite", schema_mode="overwrite")
+    log.warning("migrated %s (version %d, %d rows) to the current schema", name, before,
+                rows.num_rows)
+    return DeltaTable(table_path(data_dir, name))
+
+
+# --------------------------------------------------------------------------- market_bars
+
+
+def _fill_bar_identity(rows: pa.Table, data_dir: str) -> pa.Table:
+    """Series identity of old ``market_bars`` rows from the requests that wrote them."""
+    identity = ("use_rth", "sec_type", "exchange", "contract_month")
+    frame = pl.DataFrame(rows)
+    if frame.is_empty() or set(identity) <= set(frame.columns):
+        return rows
+    parameters = _request_parameters(data_dir)
+    writers = frame.select(
+        pl.col("request_id").fill_null("").alias("_rid"), "symbol"
+    ).unique()
+    filled = pl.DataFrame(
+        [
+            {"_rid": rid, "symbol": symbol, **bar_series(symbol, parameters.get(rid, {}))}
+            for rid, symbol in writers.iter_rows()
+        ],
+        schema={"_rid": pl.String, "symbol": pl.String, "use_rth": pl.Boolean,
+                "sec_type": pl.String, "exchange": pl.String, "contract_month": pl.String},
+    )
+    keep = [c for c in frame.columns if c not in identity]
+    out = (
+        frame.select(keep)
+        .with_columns(pl.col("request_id").fill_null("").alias("_rid"))
+        .join(filled, on=["_rid", "symbol"], how="left", maintain_order="left")
+        .drop("_rid")
+    )
+    return out.to_arrow()
+
+
+def _request_parameters(data_dir: str) -> dict[str, dict[str, Any]]:
+    """request_id → parameters of every request in ``ib_requests`` ({} when there is none).
+
+    Parameters never change over a request's life, so any journal row of it will do.
+    """
+    try:
+        journal = DeltaTable(table_path(data_dir, constants.REQUESTS_TABLE))
+        table = journal.to_pyarrow_table(columns=["request_id", "parameters"])
+    except (TableNotFoundError, DeltaError, OSError) as exc:
+        log.warning("no ib_requests to migrate from (%s): old bars get default identity", exc)
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for rid, text in zip(table.column("request_id").to_pylist(),
+                         table.column("parameters").to_pylist(), strict=True):
+        if rid in out or not text:
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            out[rid] = value
+    return out
+
+
+_FILLERS: dict[str, Filler] = {constants.MARKET_BARS_TABLE: _fill_bar_identity}
