@@ -123,6 +123,29 @@ def make_parser() -> argparse.ArgumentParser:
         type=_non_negative_int,
         help="CPUs of the local Ray cluster `up` starts (default: all)",
     )
+    up.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="level of the actors' logs in Ray's log files (env V6RAY_LOG_LEVEL, default INFO)",
+    )
+    up.add_argument(
+        "--log-format",
+        type=str.lower,
+        choices=("text", "json"),
+        help="text lines or JSON lines (env V6RAY_LOG_FORMAT, default text)",
+    )
+    up.add_argument(
+        "--monitor-port",
+        type=_non_negative_int,
+        help="port of the monitor page (default 8266, or a free one if taken; 0: any)",
+    )
+    up.add_argument(
+        "--monitor-host",
+        default="127.0.0.1",
+        help="address the monitor binds (default 127.0.0.1; any other needs its token)",
+    )
+    up.add_argument("--no-monitor", action="store_true", help="do not serve the monitor page")
 
     down = commands.add_parser("down", parents=[service], help="stop what `v6ray up` started")
     down.add_argument(
@@ -131,6 +154,11 @@ def make_parser() -> argparse.ArgumentParser:
         default=60.0,
         help="seconds the gateway gets to finish in-flight requests (default 60)",
     )
+
+    monitor = commands.add_parser(
+        "monitor", parents=[data_only], help="print the URL of the live monitor page"
+    )
+    monitor.add_argument("--open", action="store_true", help="open it in a web browser")
 
     status = commands.add_parser("status", parents=[service], help="show queue and gateway state")
     status.add_argument("--json", action="store_true", help="machine-readable output")

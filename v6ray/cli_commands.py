@@ -60,13 +60,36 @@ def _quiet_python_logging() -> None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from v6ray import service
+    from v6ray.observability.logs import LogSettings
 
     options = service.UpOptions(
-        simulate=args.simulate, detach=args.detach, schedule=args.schedule, num_cpus=args.num_cpus
+        simulate=args.simulate, detach=args.detach, schedule=args.schedule, num_cpus=args.num_cpus,
+        log=LogSettings.from_env(level=args.log_level, format=args.log_format),
+        monitor=not args.no_monitor, monitor_port=args.monitor_port,
+        monitor_host=args.monitor_host,
     )
     if args.schedule and not os.path.isfile(args.schedule):
         raise UsageError(f"--schedule {args.schedule!r}: no such file")
     return service.up(_settings(args), options)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from v6ray import service
+
+    settings = _settings(args)
+    state = service.ServiceState.load(settings.data_path)
+    if state is None or not state.cluster_alive():
+        raise NotRunning(f"no service recorded in {settings.data_path}")
+    if not state.monitor_url:
+        raise CommandFailed("the service runs without its monitor page (`up --no-monitor`)")
+    print(state.monitor_url)
+    if state.monitor_token_file:
+        print(f"token: cat {state.monitor_token_file}  (the page asks for it as ?token=...)")
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(state.monitor_url)
+    return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
@@ -98,6 +121,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     state = service.ServiceState.load(settings.data_path)
     if state is not None and state.simulate:
         stats["simulator"] = _simulator_stats()
+    from v6ray.observability.actors import actor_table
+
+    stats["actors"] = actor_table(client.namespace)
     info = asdict(state) if state else {"ray_address": settings.ray_address}
     info = {
         k: info.get(k)
@@ -110,6 +136,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "started_at",
             "ib_host",
             "ib_port",
+            "monitor_url",
         )
     }
     print(status.to_json(stats, info) if args.json else status.to_text(stats, info))
@@ -288,6 +315,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "up": cmd_up,
     "down": cmd_down,
     "status": cmd_status,
+    "monitor": cmd_monitor,
     "submit": cmd_submit,
     "load-history": cmd_load_history,
     "load-futures": cmd_load_futures,

@@ -39,6 +39,8 @@ class ServiceState:
     dashboard_url: str | None = None
     auth_mode: str | None = None
     up_pid: int | None = None  # a foreground `up`; None once detached
+    monitor_url: str | None = None  # the live monitor page (None with --no-monitor)
+    monitor_token_file: str | None = None  # its token, when bound beyond loopback
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     @staticmethod

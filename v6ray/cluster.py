@@ -31,6 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from v6ray.errors import NotRunning
 
@@ -371,8 +372,14 @@ def _tail(log_path: str) -> str:
 # --------------------------------------------------------------------------- connect
 
 
-def connect(address: str, *, namespace: str, auth_mode: str | None = None) -> None:
-    """``ray.init`` on exactly this address (never "auto"), with Ray's console noise off."""
+def connect(
+    address: str, *, namespace: str, auth_mode: str | None = None, logging_config: Any = None
+) -> None:
+    """``ray.init`` on exactly this address (never "auto"), with Ray's console noise off.
+
+    ``logging_config`` (a ``ray.LoggingConfig``) sets up the workers of this job: `up`
+    passes it so the actors it creates log at the chosen level into Ray's log files.
+    """
     import ray
 
     if ray.is_initialized():
@@ -389,4 +396,17 @@ def connect(address: str, *, namespace: str, auth_mode: str | None = None) -> No
         namespace=namespace,
         log_to_driver=False,
         logging_level=logging.ERROR,
+        job_config=_job_config(logging_config),
     )
+
+
+def _job_config(logging_config: Any) -> Any:
+    """The job's config carrying ``logging_config`` for its workers only: passed to
+    ``ray.init`` directly it would also print Ray's INFO lines in this CLI process."""
+    if logging_config is None:
+        return None
+    from ray.job_config import JobConfig
+
+    job_config = JobConfig()
+    job_config.set_py_logging_config(logging_config)
+    return job_config

@@ -11,6 +11,10 @@ QUEUE_ACTOR = "RequestQueue"
 GATEWAY_ACTOR = "IBGateway"
 SCHEDULER_ACTOR = "UnifiedScheduler"
 SIMULATOR_ACTOR = "IBSimulator"
+MONITOR_ACTOR = "V6RayMonitor"
+
+# The monitor page `v6ray up` serves (127.0.0.1 unless told otherwise); next to Ray's 8265.
+DEFAULT_MONITOR_PORT = 8266
 
 # Custom Ray resource a node advertises to host the gateway (see cluster.yaml).
 GATEWAY_NODE_RESOURCE = "v6ray_gateway"

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +21,8 @@ from v6ray import cluster, constants
 from v6ray.cli_state import STATE_SUBDIR, ServiceState, results_dir
 from v6ray.config import Settings
 from v6ray.errors import NotRunning, V6RayError
+from v6ray.monitor.deploy import dashboard_token_hint, deploy_monitor
+from v6ray.observability.logs import LogSettings, logging_config
 
 __all__ = ["ServiceState", "UpOptions", "connect_service", "down", "results_dir", "up"]
 
@@ -63,6 +65,13 @@ class UpOptions:
     detach: bool = False
     schedule: str | None = None
     num_cpus: int | None = None
+    log: LogSettings = field(default_factory=LogSettings)
+    monitor: bool = True
+    monitor_port: int | None = None  # None: 8266, or a free port when it is taken
+    monitor_host: str = "127.0.0.1"
+
+    def logging_config(self) -> Any:
+        return logging_config(self.log)
 
 
 def up(settings: Settings, options: UpOptions, out: TextIO = sys.stdout) -> int:
@@ -81,7 +90,8 @@ def up(settings: Settings, options: UpOptions, out: TextIO = sys.stdout) -> int:
         )
     if alive:
         cluster.connect(
-            previous.ray_address, namespace=constants.NAMESPACE, auth_mode=previous.auth_mode
+            previous.ray_address, namespace=constants.NAMESPACE, auth_mode=previous.auth_mode,
+            logging_config=options.logging_config(),
         )
         if _actor(constants.GATEWAY_ACTOR) is not None:
             mode = "SIMULATED" if previous.simulate else f"IB {previous.ib_host}:{previous.ib_port}"
@@ -112,6 +122,14 @@ def up(settings: Settings, options: UpOptions, out: TextIO = sys.stdout) -> int:
     state.save()
     if state.dashboard_url:
         print(f"Ray dashboard: {state.dashboard_url}", file=out)
+        hint = dashboard_token_hint(state.auth_mode)
+        if hint:
+            print(f"  its token:   {hint}   (the dashboard asks for it once)", file=out)
+    if state.monitor_url:
+        print(f"monitor: {state.monitor_url}", file=out)
+        if state.monitor_token_file:
+            print(f"  its token:   cat {state.monitor_token_file}   (open the page with "
+                  "?token=...)", file=out)
     print(f"Ray address:   {state.ray_address}", file=out)
     if cluster.is_loopback(state.ray_address):
         # Ray rewrites 127.0.0.1 to the machine's IP unless told it is a single machine,
@@ -142,7 +160,8 @@ def _start_or_join(settings: Settings, options: UpOptions, out: TextIO) -> Servi
         client_id=settings.client_id,
     )
     if settings.ray_address:
-        cluster.connect(settings.ray_address, namespace=constants.NAMESPACE)
+        cluster.connect(settings.ray_address, namespace=constants.NAMESPACE,
+                        logging_config=options.logging_config())
         print(f"joined the Ray cluster at {settings.ray_address}", file=out)
         return ServiceState(
             ray_address=settings.ray_address,
@@ -164,7 +183,8 @@ def _start_or_join(settings: Settings, options: UpOptions, out: TextIO) -> Servi
     )
     state.save()
     try:
-        cluster.connect(head.gcs_address, namespace=constants.NAMESPACE, auth_mode=head.auth_mode)
+        cluster.connect(head.gcs_address, namespace=constants.NAMESPACE, auth_mode=head.auth_mode,
+                        logging_config=options.logging_config())
     except BaseException:
         cluster.stop_head(head)
         state.remove()
@@ -221,6 +241,11 @@ def _deploy(settings: Settings, options: UpOptions, state: ServiceState, out: Te
     )
     ray.get(scheduler.start.remote(), timeout=DEPLOY_TIMEOUT)
     print("UnifiedScheduler started", file=out, flush=True)
+    if options.monitor:
+        state.monitor_url, state.monitor_token_file = deploy_monitor(
+            options.monitor_host, options.monitor_port,
+            os.path.join(state.base_data_dir, STATE_SUBDIR), {"simulate": options.simulate})
+        print("V6RayMonitor started", file=out, flush=True)
 
 
 def _foreground(state: ServiceState, out: TextIO) -> int:

@@ -55,6 +55,8 @@ def to_text(stats: Mapping[str, Any], service: Mapping[str, Any] | None = None) 
         )
         if service.get("dashboard_url"):
             out.append(f"dashboard {service['dashboard_url']}")
+        if service.get("monitor_url"):
+            out.append(f"monitor   {service['monitor_url']}")
     out.append("")
     out.append("queue")
     out.append("  depth       " + _counts(queue.get("depth") or {}))
@@ -92,6 +94,10 @@ def to_text(stats: Mapping[str, Any], service: Mapping[str, Any] | None = None) 
     simulator = stats.get("simulator")
     if isinstance(simulator, Mapping):
         out.extend(_simulator_lines(simulator))
+    if "actors" in stats:
+        from v6ray.observability.actors import render_lines
+
+        out.extend(render_lines(stats["actors"]))
     failures = list(queue.get("recent_failures") or [])
     out.append("")
     out.append(f"recent failures ({len(failures)})" if failures else "recent failures: none")

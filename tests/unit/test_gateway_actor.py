@@ -8,7 +8,7 @@ import pytest
 
 from v6ray.cluster import free_port
 from v6ray.gateway import actor
-from v6ray.gateway.actor import CLAIM_LOOP, WATCHDOG, IBGateway
+from v6ray.gateway.actor import CLAIM_LOOP, METRICS, WATCHDOG, IBGateway
 from v6ray.gateway.config import GatewayConfig
 
 
@@ -57,7 +57,7 @@ def test_a_failed_start_can_be_retried_and_says_why_meanwhile(gateway, monkeypat
         assert (await gateway.start())["started"] is True
         assert (await gateway.start())["started"] is False  # still idempotent
         stats = await gateway.stats()
-        assert set(stats["tasks"]) == {CLAIM_LOOP, WATCHDOG}
+        assert set(stats["tasks"]) == {CLAIM_LOOP, WATCHDOG, METRICS}
         assert {t["restarts"] for t in stats["tasks"].values()} == {0}
         stopped = await gateway.shutdown(timeout=2.0)
         assert stopped["state"] == "stopped"

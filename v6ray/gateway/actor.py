@@ -28,12 +28,14 @@ from v6ray.gateway.drain import Drainer, resolve_queue
 from v6ray.gateway.pacing import Pacer, PacingLimits
 from v6ray.gateway.permits import PermitGate
 from v6ray.gateway.supervisor import Supervisor
+from v6ray.observability.gateway import GatewayPublisher
 from v6ray.process_priority import run_at_normal_priority
 
 log = logging.getLogger(__name__)
 
 # Supervised task names, as `v6ray status` shows them (underscores read as spaces).
 CLAIM_LOOP, WATCHDOG = "claim_loop", "connection_watchdog"
+METRICS = "metrics_publisher"  # the gateway's stats → Ray metrics, every second
 
 
 class IBGateway:
@@ -64,6 +66,10 @@ class IBGateway:
         if actor_name:  # a deployed actor (not a plain object in a unit test)
             run_at_normal_priority("IBGateway")
         self._self_start()
+
+    def __repr__(self) -> str:  # the name the Ray dashboard shows (Ray takes it once)
+        cfg = self.config
+        return f"IBGateway[IB {cfg.host}:{cfg.port} client {cfg.client_id}]"
 
     # --- lifecycle ----------------------------------------------------------------------
     def _self_start(self) -> None:
@@ -127,6 +133,7 @@ class IBGateway:
         self._parts = (connection, drainer)
         self._supervisor.start(WATCHDOG, connection.run)
         self._supervisor.start(CLAIM_LOOP, drainer.run)
+        self._supervisor.start(METRICS, GatewayPublisher(self.stats).run)
         return {"started": True, "state": self._state()}
 
     async def _build(self) -> tuple[Connection, Drainer]:

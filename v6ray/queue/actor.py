@@ -31,6 +31,7 @@ from v6ray.model import (
     request_from_submission,
     requests_from_submissions,
 )
+from v6ray.observability.requests import RequestObserver
 from v6ray.process_priority import run_at_normal_priority
 from v6ray.queue.config import QueueConfig
 from v6ray.queue.core import QueueCore
@@ -74,6 +75,10 @@ class RequestQueue:
         # Resolved (and replaced) when a journaled change makes a request PENDING: wakes a
         # gateway parked in claim_wait instead of letting it poll an empty queue.
         self._arrival: asyncio.Future[None] | None = None
+        self._observer = RequestObserver()  # log lines and metrics of every state change
+
+    def __repr__(self) -> str:  # the name the Ray dashboard shows for this actor
+        return f"RequestQueue[journal {self.data_dir}]"
 
     # ------------------------------------------------------------------ producers
 
@@ -307,6 +312,7 @@ class RequestQueue:
 
     def _journal(self, changes: list[IBRequest]) -> asyncio.Future[None]:
         durable = self.committer.append(changes)
+        self._observer.journaled(changes, durable)
         if self._arrival is not None and any(r.status is Status.PENDING for r in changes):
             self._arrival.set_result(None)
             self._arrival = None
@@ -337,6 +343,7 @@ class RequestQueue:
             try:
                 self.core.tick()
                 self._journal(self.core.drain_changes())
+                self._observer.publish(self.core)
             except Exception:  # keep housekeeping alive; the next call will surface errors
                 log.exception("queue housekeeping failed")
 

@@ -32,7 +32,7 @@ Clock = Callable[[], float]
 Accept = Callable[[IBRequest], bool]
 
 MAX_ERROR_MESSAGE_CHARS = 4000  # an error is a diagnosis, not a log dump
-RECENT_FAILURES = 10
+RECENT_FAILURES = 20  # the monitor page lists the last 20
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 

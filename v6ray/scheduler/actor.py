@@ -24,6 +24,7 @@ import ray
 from v6ray import constants
 from v6ray.constants import NAMESPACE, QUEUE_ACTOR, SCHEDULER_ACTOR
 from v6ray.model import IBRequest
+from v6ray.observability.hooks import scheduler_job
 from v6ray.scheduler.jobs import DERIVE_STATISTICS, Job, load_config
 from v6ray.scheduler.planner import Planner, previous_run_pending
 from v6ray.scheduler.state import JobState, SchedulerState, load_state, save_state, state_path
@@ -70,6 +71,9 @@ class UnifiedScheduler:
         self.last_tick_error: str | None = None
         if self.state.running:
             self._resume_after_restart()
+
+    def __repr__(self) -> str:  # the name the Ray dashboard shows for this actor
+        return f"UnifiedScheduler[{len(self.config.jobs)} jobs]"
 
     # ------------------------------------------------------------------ public API
 
@@ -181,6 +185,7 @@ class UnifiedScheduler:
         if check_pending and await self._previous_run_pending(job):
             previous = self.state.job(job.name)
             self._record(job.name, skipped_pending=previous.skipped_pending + 1)
+            scheduler_job(job.name, skipped=True)
             return None
         if job.type == DERIVE_STATISTICS:
             ids = await self._start_derive(job, now)
@@ -198,6 +203,7 @@ class UnifiedScheduler:
             runs=previous.runs + 1,
             last_error=None,
         )
+        scheduler_job(job.name)
         return list(ids)
 
     async def _previous_run_pending(self, job: Job) -> bool:

@@ -33,6 +33,7 @@ from deltalake.exceptions import (
 
 from v6ray.backoff import backoff_delay
 from v6ray.errors import StorageError
+from v6ray.observability.hooks import writer_committed
 from v6ray.process_priority import run_at_normal_priority
 from v6ray.storage import migrations
 from v6ray.storage.schemas import conform, table_path, table_spec
@@ -97,6 +98,7 @@ def merge_rows(
     spec = table_spec(table)
     batch = dedupe_last(conform(rows, spec.schema), spec.key_columns)
     last_error: Exception | None = None
+    started = time.monotonic()
     for attempt in range(1, max_attempts + 1):
         try:
             delta = _open_or_create(data_dir, table)
@@ -112,6 +114,7 @@ def merge_rows(
                     .when_not_matched_insert_all()
                     .execute()
                 )
+            writer_committed(table, batch.num_rows, time.monotonic() - started, attempt - 1)
             return {"table": table, "rows": batch.num_rows, "delta_version": delta.version()}
         except SchemaMismatchError as exc:
             raise StorageError(table, f"schema mismatch: {exc}") from None
