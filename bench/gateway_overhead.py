@@ -27,10 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -39,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 import ray
 
 from v6ray.gateway.testing import GatewayHarness
+from v6ray.sim.testing import start_simulator_process
 
 ROOTS = ["ES", "MES", "NQ", "MNQ", "RTY"]
 
@@ -197,22 +195,6 @@ def bare_ib_async(port: int, batches: list[list[dict]]) -> tuple[float, list[flo
     return asyncio.run(run())
 
 
-def start_simulator() -> tuple[subprocess.Popen, int]:
-    """``python -m v6ray.sim`` (limits off, seed 7) on an ephemeral loopback port."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "v6ray.sim", "--host", "127.0.0.1", "--port", "0",
-         "--seed", "7", "--no-limits"],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # "IB simulator listening on 127.0.0.1:PORT (...)"
-    match = re.search(r":(\d+) ", line)
-    if not match:
-        proc.kill()
-        raise RuntimeError(f"simulator did not start: {line!r}")
-    return proc, int(match.group(1))
-
-
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
@@ -263,7 +245,7 @@ def main() -> None:
                  (f"C. single-bar historical, {4 * n:,} at once (sustained: start-up and "
                   "drain weigh less)", [bar_items(4 * n)], 1)]
     results = []
-    sim, port = start_simulator()
+    sim, port = start_simulator_process("--no-limits")
     try:
         with GatewayHarness(tempfile.mkdtemp(), "bench-overhead", time_scale=1.0,
                             sim_port=port,

@@ -17,9 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import subprocess
-import sys
 import tempfile
 import time
 from contextlib import nullcontext
@@ -30,6 +27,7 @@ from v6ray import ib_limits
 from v6ray.gateway.testing import GatewayHarness
 from v6ray.sim.cpu_load import cpu_load
 from v6ray.sim.lookup import today_in_new_york
+from v6ray.sim.testing import start_simulator_process
 from v6ray.sim.universe import FUTURE_ROOTS, future_months
 
 CHAIN_SYMBOLS = ["SPY", "QQQ", "IWM"]
@@ -48,22 +46,6 @@ def workload(chains: int, futures_rounds: int, salt: int) -> list[dict]:
                                              "exchange": ("CME", "GLOBEX")[round_ % 2]},
                               "priority": 1 + (round_ + salt) % 3})
     return items
-
-
-def start_simulator(stats_file: str) -> tuple[subprocess.Popen, int]:
-    """``v6ray sim`` with IB's limits on, time scale 1, on an ephemeral loopback port."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "v6ray.sim", "--host", "127.0.0.1", "--port", "0", "--seed", "7",
-         "--time-scale", "1", "--stats-file", stats_file],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # "IB simulator listening on 127.0.0.1:PORT (...)"
-    match = re.search(r":(\d+) ", line)
-    if not match:
-        proc.kill()
-        raise RuntimeError(f"simulator did not start: {line!r}")
-    return proc, int(match.group(1))
 
 
 def read_stats(path: str) -> dict:
@@ -87,7 +69,7 @@ def sustained_rate(samples: list[tuple[float, int]]) -> float:
 
 def phase(name: str, items: list[dict], busy: bool) -> dict:
     stats_file = os.path.join(tempfile.mkdtemp(), "sim.json")
-    sim, port = start_simulator(stats_file)
+    sim, port = start_simulator_process("--time-scale", "1", "--stats-file", stats_file)
     try:
         with GatewayHarness(tempfile.mkdtemp(), f"bench-rate-{name}", time_scale=1.0,
                             sim_port=port, gateway_overrides={"request_timeout": 30.0}) as h:
