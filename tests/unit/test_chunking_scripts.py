@@ -168,3 +168,27 @@ def test_progress_bar_draws_only_when_enabled():
 def test_summary_render_without_failures():
     summary = Summary("derive-stats", requests=1, rows=1, elapsed=2.04)
     assert summary.render() == "derive-stats: 1 request, 1 row, 0 failures in 2.0 s"
+
+
+def test_a_backfill_larger_than_one_submit_many_goes_in_several_durable_batches(monkeypatch):
+    from v6ray.model import Status, new_request
+    from v6ray.scripts import progress
+
+    monkeypatch.setattr(progress, "MAX_SUBMIT_MANY", 4)
+    calls: list[int] = []
+
+    class Client:
+        def submit_many(self, items):
+            assert len(items) <= 4  # what the queue would refuse with InvalidRequest
+            calls.append(len(items))
+            return [f"r{sum(calls) - len(items) + i}" for i in range(len(items))]
+
+        def wait(self, request_id, timeout):
+            return new_request("position_update", "*").with_changes(
+                request_id=request_id, status=Status.SUCCESS)
+
+    items = [{"request_type": "position_update", "symbol": "*"}] * 10
+    finals = progress.submit_and_wait(Client(), items, progress.Summary("x"), label="x",
+                                      timeout=5, progress=False)
+    assert calls == [4, 4, 2]
+    assert sorted(finals) == sorted(f"r{i}" for i in range(10))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from v6ray.errors import RequestTimeout, V6RayError
-from v6ray.model import IBRequest, Status
+from v6ray.model import MAX_SUBMIT_MANY, IBRequest, Status
 
 DEFAULT_TIMEOUT = 3600.0  # a long backfill at IB's pace takes a while; callers shorten it
 _BAR_WIDTH = 30
@@ -149,8 +149,10 @@ def submit_and_wait(
     timeout: float,
     progress: bool | None,
 ) -> dict[str, IBRequest]:
-    """Submit ``items`` in one durable batch, then wait for them behind a progress bar."""
-    ids = client.submit_many(items)
+    """Submit ``items`` in durable batches (one per ``MAX_SUBMIT_MANY``: a long backfill
+    can plan more), then wait for them behind a progress bar."""
+    ids = [rid for start in range(0, len(items), MAX_SUBMIT_MANY)
+           for rid in client.submit_many(list(items[start:start + MAX_SUBMIT_MANY]))]
     bar = Progress(len(set(ids)), label, enabled=progress)
     bar.draw()
     try:
