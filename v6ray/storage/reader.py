@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -23,8 +24,9 @@ from v6ray.storage.schemas import TABLES, table_path, table_spec
 # then raises DeltaError "File not found: .../_delta_log/...json", not an OSError); and a
 # listing of the log taken while a writer adds entries can miss one (DeltaError "Expected
 # contiguous commit files, but found gap"; directories are not listed in name order). Such
-# a read is retried against a fresh listing.
-READ_ATTEMPTS = 5
+# a read is retried against a fresh listing, with backoff, for up to READ_RETRY_SECONDS: on
+# a busy machine a slow read can lose several races in a row to a compacting queue.
+READ_RETRY_SECONDS = 15.0
 T = TypeVar("T")
 
 
@@ -73,14 +75,19 @@ def _read_delta(path: str) -> pa.Table | None:
     return retry_vacuum_race(lambda: DeltaTable(path).to_pyarrow_table())
 
 
-def retry_vacuum_race(read: Callable[[], T]) -> T:
-    """``read()``, again (a fresh snapshot each time) when its files were vacuumed under it."""
-    for attempt in range(READ_ATTEMPTS - 1):
+def retry_vacuum_race(read: Callable[[], T], *, seconds: float = READ_RETRY_SECONDS) -> T:
+    """``read()``, again (a fresh snapshot each time) when its files were vacuumed under it;
+    the last error is raised once ``seconds`` have passed."""
+    deadline = time.monotonic() + seconds
+    pause = 0.02
+    while True:
         try:
             return read()
-        except (OSError, DeltaError):
-            time.sleep(0.05 * (attempt + 1))
-    return read()
+        except (FileNotFoundError, DeltaError):  # not e.g. PermissionError: that stays
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause * random.uniform(0.5, 1.0))  # jitter: readers do not march
+            pause = min(pause * 2, 1.0)
 
 
 def latest_requests(frame: pl.DataFrame, *, keep_journal_columns: bool = False) -> pl.DataFrame:
