@@ -24,7 +24,8 @@ import pytest
 
 import v6ray
 from v6ray import ib_limits
-from v6ray.cluster import OwnedHead, cluster_processes
+from v6ray.cli_state import ServiceState
+from v6ray.cluster import cluster_processes
 from v6ray.sim.cpu_load import cpu_load
 from v6ray.sim.universe import FUTURE_ROOTS, future_months
 from v6ray.storage.reader import read_table
@@ -71,15 +72,12 @@ def run(argv: list[str], base: Path, timeout: float) -> subprocess.CompletedProc
 
 
 def stop_service(base: Path) -> None:
-    state_file = base / "_v6ray" / "service.json"
-    if not state_file.exists():
+    state = ServiceState.load(str(base))
+    if state is None:
         return
-    state = json.loads(state_file.read_text())
     run([sys.executable, "-m", "v6ray", "down"], base, timeout=180)
-    if state.get("head_pid"):  # last resort: exactly this cluster's processes
-        head = OwnedHead(pid=state["head_pid"], gcs_address=state["ray_address"],
-                         dashboard_url=state["dashboard_url"], temp_dir=state["head_temp_dir"],
-                         log_path=state["head_log"], auth_mode=state["auth_mode"])
+    head = state.head()
+    if head is not None:  # last resort: exactly this cluster's processes
         for pid in cluster_processes(head):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

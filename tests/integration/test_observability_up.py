@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import v6ray
+from v6ray.cli_state import ServiceState
 
 pytestmark = pytest.mark.slow
 
@@ -52,13 +53,12 @@ def service(tmp_path_factory):
     finally:
         if state_file.exists():
             cli("down", "--data-dir", str(base), timeout=180)
-        if state and state.get("head_pid"):
-            from v6ray.cluster import OwnedHead, cluster_processes, stop_head
+        recorded = ServiceState(**state).head() if state else None
+        if recorded is not None:
+            from v6ray.cluster import cluster_processes, stop_head
 
-            head = OwnedHead(state["head_pid"], state["ray_address"], state["dashboard_url"],
-                             state["head_temp_dir"], state["head_log"], state["auth_mode"])
-            if cluster_processes(head):
-                stop_head(head, timeout=10)
+            if cluster_processes(recorded):
+                stop_head(recorded, timeout=10)
 
 
 def get_json(url: str) -> dict:

@@ -261,4 +261,4 @@ class PermitGate:
             if not waiter.future.done():
                 waiter.future.set_exception(exc)
         self._waiters.clear()
-        self._backlog.clear()
+        self.drop_backlog()
