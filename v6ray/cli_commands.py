@@ -235,16 +235,16 @@ def _tables_dir(args: argparse.Namespace, settings: Settings) -> str:
     state = service.ServiceState.load(base)
     if state is not None:
         return state.results_dir
-    if not _has_tables(base) and _has_tables(simulated):
-        print(f"(reading simulated data in {simulated})", file=sys.stderr)
-        return simulated
-    return base
+    from v6ray.errors import NoTables
+    from v6ray.storage.reader import tables_home
 
-
-def _has_tables(path: str) -> bool:
-    from v6ray.storage.schemas import TABLES
-
-    return any(os.path.isdir(os.path.join(path, name, "_delta_log")) for name in TABLES)
+    try:  # the same rule read_table follows: the base, else its simulated/ folder
+        home = tables_home(base, constants.REQUESTS_TABLE)
+    except NoTables:
+        return base  # the command itself says there is nothing to read
+    if home != base:
+        print(f"(reading simulated data in {home})", file=sys.stderr)
+    return home
 
 
 def cmd_show(args: argparse.Namespace) -> int:

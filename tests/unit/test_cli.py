@@ -246,6 +246,19 @@ def test_show_empty_table_without_a_service(capsys, tmp_path):
     assert "0 row(s)" in err
 
 
+def test_show_on_a_simulated_data_dirs_root_reads_its_simulated_tables(capsys, tmp_path):
+    from v6ray.queue.journal import Journal
+
+    simulated = tmp_path / "simulated"
+    simulated.mkdir()
+    journal = Journal(str(simulated))  # `up --simulate` keeps every table under simulated/
+    code, out, err = run_main(capsys, "show", "ib_requests", "--data-dir", str(tmp_path))
+    journal.close()
+    assert code == 0, err
+    assert f"(reading simulated data in {simulated})" in err
+    assert "shape: (0," in out and "0 row(s) in ib_requests" in err
+
+
 def test_compact_unknown_table(capsys, tmp_path):
     code, _, err = run_main(capsys, "compact", "nope", "--data-dir", str(tmp_path))
     assert code == EXIT_ERROR
