@@ -57,3 +57,80 @@ def data_dir(tmp_path) -> str:
     path = tmp_path / "data"
     path.mkdir()
     return str(path)
+
+
+# ------------------------------------------------------------------ S3 (moto's server)
+
+S3_TEST_REGION = "us-east-1"
+S3_TEST_KEY_ID = "v6ray-test-key-id"  # moto accepts any credentials
+S3_TEST_SECRET = "v6ray-test-secret-access-key"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server on 127.0.0.1 (moto's standalone server) for the session;
+    yields its endpoint URL and stops it at the end."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto server did not start on {endpoint}") from None
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def s3_test_env(endpoint: str) -> dict[str, str]:
+    """The ``AWS_*`` variables that point deltalake (and boto3) at the test server."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": S3_TEST_REGION,
+        "AWS_ACCESS_KEY_ID": S3_TEST_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": S3_TEST_SECRET,
+        "AWS_ALLOW_HTTP": "true",
+    }
+
+
+@pytest.fixture
+def s3_data_dir(s3_server, monkeypatch) -> str:
+    """``s3://<fresh bucket>/data`` on the test server, with this process's ``AWS_*``
+    environment pointing at it (as a user's shell would)."""
+    import boto3
+
+    for name, value in s3_test_env(s3_server).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("V6RAY_STORAGE_OPTIONS", raising=False)
+    bucket = f"v6ray-{uuid.uuid4().hex[:12]}"  # 3-63 chars, lowercase: a valid bucket name
+    boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name=S3_TEST_REGION,
+        aws_access_key_id=S3_TEST_KEY_ID,
+        aws_secret_access_key=S3_TEST_SECRET,
+    ).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/data"

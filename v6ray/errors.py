@@ -104,6 +104,18 @@ class GatewayUnavailable(V6RayError, ConnectionError):
         return f"IB gateway unavailable: {self.detail}"
 
 
+class StorageConfigError(V6RayError, ValueError):
+    """The data root or its storage options are malformed; ``field`` names the setting."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(field, reason)
+        self.field = field
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"invalid {self.field}: {self.reason}"
+
+
 class StorageError(V6RayError):
     """A Delta table could not be written after retries."""
 
