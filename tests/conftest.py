@@ -66,10 +66,34 @@ S3_TEST_KEY_ID = "v6ray-test-key-id"  # moto accepts any credentials
 S3_TEST_SECRET = "v6ray-test-secret-access-key"
 
 
+# moto's standalone server (``python -m moto.server``) with one change: writes are served
+# one at a time. Its put-if-absent is a check, then a put (moto/s3/responses.py: the
+# ``If-None-Match == "*"`` test on get_object, then the store), and its server answers on
+# threads, so two racing commits of one Delta version could both "succeed", the second
+# overwriting the first; real S3 makes that check atomic, and serialising the writes gives
+# the tests the same guarantee. Reads stay concurrent.
+_MOTO_SERVER = """
+import sys, threading
+from werkzeug.serving import run_simple
+from moto.server import DomainDispatcherApplication, create_backend_app
+
+app = DomainDispatcherApplication(create_backend_app)
+writes = threading.Lock()
+
+def serialised_writes(environ, start_response):
+    if environ["REQUEST_METHOD"] in ("PUT", "POST", "DELETE"):
+        with writes:
+            return list(app(environ, start_response))
+    return app(environ, start_response)
+
+run_simple("127.0.0.1", int(sys.argv[1]), serialised_writes, threaded=True)
+"""
+
+
 @pytest.fixture(scope="session")
 def s3_server():
-    """A real S3-compatible server on 127.0.0.1 (moto's standalone server) for the session;
-    yields its endpoint URL and stops it at the end."""
+    """A real S3-compatible server on 127.0.0.1 (moto's, see ``_MOTO_SERVER``) for the
+    session; yields its endpoint URL and stops it at the end."""
     import socket
     import subprocess
     import sys
@@ -80,7 +104,7 @@ def s3_server():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-c", _MOTO_SERVER, str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -238,7 +238,11 @@ def _merge_batches(data_dir: str, writer: int, start, results) -> None:
     conflicts = 0
     for batch in range(BATCHES):
         rows = daily_bars(f"w{writer}-b{batch}", (writer * BATCHES + batch) * ROWS, ROWS)
-        conflicts += merge_rows(data_dir, "market_bars", rows)["conflicts"]
+        # Every MERGE reads the whole table, so each concurrent insert is a conflict for
+        # it; on a loaded machine a writer can lose a dozen races in a row (the writer
+        # task's Ray retries cover that in the service). The retry budget is not under
+        # test here, the safety of racing commits is.
+        conflicts += merge_rows(data_dir, "market_bars", rows, max_attempts=60)["conflicts"]
     results.put((writer, conflicts))
 
 
@@ -302,8 +306,8 @@ def test_concurrent_blind_appends_with_separate_handles(s3_data_dir):
         thread.join()
     assert not errors
     table = DeltaTable(location, storage_options=options)
-    rows = set(zip(*table.to_pyarrow_table().to_pydict().values(), strict=True))
-    assert rows == {(-1, -1)} | {(w, i) for w in range(4) for i in range(8)}
+    rows = sorted(zip(*table.to_pyarrow_table().to_pydict().values(), strict=True))
+    assert rows == [(-1, -1)] + [(w, i) for w in range(4) for i in range(8)], retries
     assert table.version() == 32  # one version per append, none overwritten
 
 
