@@ -48,9 +48,9 @@ def bar_partition_day(rows: pa.Table) -> pa.Array:
     (both key columns)."""
     days = pc.cast(pc.floor_temporal(rows.column("timestamp"), unit="day"), pa.date32())
     years = pc.cast(pc.floor_temporal(rows.column("timestamp"), unit="year"), pa.date32())
-    long_bars = pa.array(
-        [_is_long_bar(size) for size in rows.column("bar_size").to_pylist()], type=pa.bool_()
-    )
+    sizes = rows.column("bar_size")
+    long_sizes = [size for size in pc.unique(sizes).to_pylist() if _is_long_bar(size)]
+    long_bars = pc.fill_null(pc.is_in(sizes, value_set=pa.array(long_sizes, pa.string())), False)
     return pc.if_else(long_bars, years, days)
 
 
@@ -77,9 +77,7 @@ def with_partition_columns(rows: pa.Table, partitions: tuple[PartitionColumn, ..
     return rows
 
 
-def without_partition_columns(
-    rows: pa.Table, partitions: tuple[PartitionColumn, ...]
-) -> pa.Table:
+def without_partition_columns(rows: pa.Table, partitions: tuple[PartitionColumn, ...]) -> pa.Table:
     """What readers see: ``rows`` without the storage-only partition columns."""
     drop = [c.name for c in partitions if c.name in rows.column_names]
     return rows.drop_columns(drop) if drop else rows
