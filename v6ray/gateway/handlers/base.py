@@ -77,7 +77,10 @@ def drop_snapshot_ticker(ib: IB, req_id: int, ticker: Ticker) -> None:
     wrapper.endTicker(ticker, "snapshot")
     wrapper.reqId2Ticker.pop(req_id, None)
     wrapper._reqId2Contract.pop(req_id, None)
-    wrapper._futures.pop(req_id, None)  # a timed-out request must not linger
+    # ``_endReq`` (on tickSnapshotEnd or an error) pops these; a timed-out snapshot never
+    # gets there, so they must not linger either.
+    wrapper._futures.pop(req_id, None)
+    wrapper._results.pop(req_id, None)
     # Another live request of the same contract shares this Ticker: leave it filed then.
     if not any(other is ticker for other in wrapper.reqId2Ticker.values()):
         key = hash(ticker.contract)
