@@ -15,9 +15,9 @@ the per-partition layout compaction produces, so building takes seconds, not a d
 
 The timed MERGE is v6ray's writer (``merge_rows``, opening the table included): 390 new
 bars of today for a symbol not streamed (inserts), then the same 390 bars again with a
-new close (updates: the file the first MERGE wrote is rewritten). The median of
-``rounds`` of each is printed per table, with the ratio large/small (goal <= 2). Not a
-test.
+new close (updates: the file the first MERGE wrote is rewritten). The two tables take
+turns, round by round; the median of ``rounds`` of each is printed per table with the
+files the inserting MERGE read, and the ratio large/small (goal <= 2). Not a test.
 """
 
 from __future__ import annotations
@@ -122,46 +122,55 @@ def shape_table(data_dir: str, rows: int) -> int:
     return len(delta.file_uris())
 
 
-def time_merges(data_dir: str, rounds: int) -> tuple[float, float, int]:
-    """Median seconds of an inserting and of an updating 390-row MERGE, and the files the
-    last one scanned."""
-    inserts, updates = [], []
-    for r in range(rounds + 1):  # round 0 warms caches and is not counted
-        fresh = bars([symbol(HISTORY_SYMBOLS - 1 - r)], [TODAY], range(BARS_PER_DAY))
-        started = time.perf_counter()
-        merge_rows(data_dir, TABLE, fresh)
-        inserted = time.perf_counter() - started
-        again = bars([symbol(HISTORY_SYMBOLS - 1 - r)], [TODAY], range(BARS_PER_DAY), 2.0)
-        started = time.perf_counter()
-        merge_rows(data_dir, TABLE, again)
-        updated = time.perf_counter() - started
-        if r:
-            inserts.append(inserted)
-            updates.append(updated)
-    metrics = DeltaTable(table_path(data_dir, TABLE)).history(1)[0]["operationMetrics"]
-    return (
-        statistics.median(inserts),
-        statistics.median(updates),
-        metrics["num_target_files_scanned"],
-    )
+def timed_merge(data_dir: str, rows: pa.Table) -> float:
+    started = time.perf_counter()
+    merge_rows(data_dir, TABLE, rows)
+    return time.perf_counter() - started
 
 
-def measure_one(rows: int, rounds: int) -> MergeTimes:
-    data_dir = tempfile.mkdtemp(prefix=f"v6ray-growth-merge-{rows}-")
-    try:
-        files = shape_table(data_dir, rows)
-        insert, update, scanned = time_merges(data_dir, rounds)
-        return MergeTimes(rows, files, insert, update, scanned)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+def files_scanned(data_dir: str) -> int:
+    """Target files the table's last MERGE read (delta-rs's operation metrics)."""
+    history = DeltaTable(table_path(data_dir, TABLE)).history(1)[0]
+    return int(history["operationMetrics"]["num_target_files_scanned"])
 
 
 def measure_merge(
     small: int = 10_000, large: int = 5_000_000, rounds: int = 5
 ) -> dict[str, object]:
-    """Both tables built and timed in this one run; returns the figures and the ratios
-    (large / small) of the inserting and the updating MERGE."""
-    few, many = measure_one(small, rounds), measure_one(large, rounds)
+    """Both tables built, then timed in turns (each round: a MERGE into the small table,
+    then the same into the large one), so a busy moment of the machine falls on both.
+    Returns the figures and the ratios (large / small) of the inserting and of the
+    updating MERGE."""
+    dirs = {size: tempfile.mkdtemp(prefix=f"v6ray-growth-merge-{size}-") for size in (small, large)}
+    try:
+        files = {size: shape_table(d, size) for size, d in dirs.items()}
+        inserts: dict[int, list[float]] = {size: [] for size in dirs}
+        updates: dict[int, list[float]] = {size: [] for size in dirs}
+        scanned: dict[int, int] = {}
+        for r in range(rounds + 1):  # round 0 warms caches and is not counted
+            name = symbol(HISTORY_SYMBOLS - 1 - r)  # a symbol not streamed today
+            fresh = bars([name], [TODAY], range(BARS_PER_DAY))
+            again = bars([name], [TODAY], range(BARS_PER_DAY), close=2.0)
+            for size, d in dirs.items():
+                inserted = timed_merge(d, fresh)
+                scanned[size] = files_scanned(d)
+                updated = timed_merge(d, again)
+                if r:
+                    inserts[size].append(inserted)
+                    updates[size].append(updated)
+    finally:
+        for d in dirs.values():
+            shutil.rmtree(d, ignore_errors=True)
+    few, many = (
+        MergeTimes(
+            size,
+            files[size],
+            statistics.median(inserts[size]),
+            statistics.median(updates[size]),
+            scanned[size],
+        )
+        for size in (small, large)
+    )
     return {
         "small": few,
         "large": many,
@@ -177,7 +186,7 @@ def report(result: dict[str, object]) -> str:
         lines.append(
             f"  {t.rows:>9,} rows, {t.files:>4} files: new bars {t.insert_seconds * 1e3:7.1f} ms,"
             f" same bars again {t.update_seconds * 1e3:7.1f} ms"
-            f" ({t.files_scanned} files scanned)"
+            f" (new bars read {t.files_scanned} files)"
         )
     lines.append(
         f"  ratio large/small: new bars {result['insert_ratio']:.2f},"

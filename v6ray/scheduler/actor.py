@@ -290,6 +290,7 @@ class UnifiedScheduler:
         from v6ray.storage.maintenance import maintenance_task
 
         result: dict[str, Any] = {"started_at": _iso(self._clock())}
+        self._background_results[job.name] = result  # stats show this run, not the last
         try:
             tables = await maintenance_task().remote(self.data_dir)
             result["tables"] = tables
