@@ -74,3 +74,26 @@ def test_long_bar_request_is_split_into_chunks(harness):
     bars = harness.read("market_bars").filter(request_id=rid)
     assert bars["timestamp"].n_unique() == bars.height > 1000  # > one chunk of 1 D
     assert harness.gateway_stats()["pacing"]["historical_sent"] == 3
+
+
+def test_finished_snapshots_leave_nothing_in_ib_asyncs_request_maps(harness):
+    """ib_async files every snapshot's Ticker by request id until a disconnect; the
+    gateway drops it once the snapshot is over, so the maps follow what is in flight,
+    not how many snapshots were served."""
+
+    def one_round() -> None:
+        ids = harness.submit_many([
+            {"request_type": "futures_snapshot", "symbol": root} for root in ("ES", "NQ", "RTY")
+        ] + [{"request_type": "option_chain", "symbol": "SPY",
+              "parameters": {"dte": 30, "strikes": 2}}])
+        finals = harness.wait_all(ids, timeout=120)
+        assert {f.status for f in finals} == {Status.SUCCESS}, [f.error_message for f in finals]
+
+    one_round()
+    after_one = harness.gateway_stats()["ib_request_maps"]
+    for _ in range(4):  # each round: 3 futures + 1 underlying + 8 option snapshots
+        one_round()
+    after_five = harness.gateway_stats()["ib_request_maps"]
+    assert after_five == after_one, (after_one, after_five)
+    assert after_five["req_id_to_ticker"] == after_five["tickers"] == 0, after_five
+    assert after_five["ticker_to_req_id"] == after_five["futures"] == 0, after_five

@@ -11,8 +11,10 @@ import ray
 from v6ray.gateway.testing import GatewayHarness
 from v6ray.scheduler.actor import get_or_create_scheduler
 from v6ray.storage.reader import read_table
+from v6ray.storage.schemas import TABLES
 
 pytestmark = pytest.mark.timeout(240)
+BAR_KEY = list(TABLES["market_bars"].key_columns)
 
 JOBS = """
 [scheduler]
@@ -47,6 +49,12 @@ name = "stats"
 type = "derive_statistics"
 symbols = ["SPY"]
 after_close_minutes = 30
+
+[[jobs]]
+name = "maintenance"
+type = "maintain_tables"
+after_close_minutes = 5
+market = "CME"
 """
 
 
@@ -108,8 +116,27 @@ def test_simulated_scheduler_submits_skips_duplicates_resumes_and_fills_tables(
         assert derived.filter(pl.col("symbol") == "SPY").height > 0
         poll(lambda: job_stats(scheduler)["chains"]["runs"] > after["chains"]["runs"], 30)
 
+        # Maintenance runs as a Ray task while the jobs keep writing; the table rules hold.
+        ray.get(scheduler.run_now.remote("maintenance"), timeout=30)
+        poll(lambda: _maintenance_done(scheduler), 120, interval=0.5)
+        result = job_stats(scheduler)["maintenance"]["maintenance_result"]
+        assert result["error"] is None, result
+        compacted = {t["table"] for t in result["tables"] if t.get("files_after") is not None}
+        assert {"market_bars", "option_snapshots", "futures_snapshots"} <= compacted
+        bars = read_table("market_bars", data_dir=data_dir)
+        assert bars.select(BAR_KEY).is_unique().all()
+        for table in ("option_snapshots", "futures_snapshots"):
+            rows = read_table(table, data_dir=data_dir)
+            assert rows.select(["request_id", "con_id"]).is_unique().all(), table
+
         stopped = ray.get(scheduler.stop.remote(), timeout=30)
         assert not stopped["running"]
+
+
+def _maintenance_done(scheduler) -> bool:
+    job = job_stats(scheduler)["maintenance"]
+    result = job.get("maintenance_result")
+    return not job["maintenance_running"] and bool(result) and "finished_at" in result
 
 
 def _restarted_and_running(scheduler, old_pid: int) -> bool:

@@ -162,3 +162,59 @@ def test_bad_config_and_unknown_job(tmp_path, data_dir):
     scheduler = UnifiedScheduler(data_dir)
     with pytest.raises(JobConfigError, match="no such job"):
         asyncio.run(scheduler.run_now("nope"))
+
+
+MAINTENANCE_CONFIG = """
+[scheduler]
+replace_defaults = true
+
+[[jobs]]
+name = "maintenance"
+type = "maintain_tables"
+after_close_minutes = 5
+market = "CME"
+"""
+
+
+def test_maintenance_runs_as_a_background_task_and_a_running_one_is_not_doubled(
+    tmp_path, data_dir, monkeypatch
+):
+    import v6ray.storage.maintenance as maintenance
+
+    release = asyncio.Event()
+    calls = []
+
+    class FakeTask:  # stands in for the Ray task: ``.remote`` gives an awaitable
+        @staticmethod
+        def remote(directory):
+            calls.append(directory)
+
+            async def run():
+                await release.wait()
+                return [{"table": "market_bars", "exists": True, "files_after": 1}]
+
+            return run()
+
+    monkeypatch.setattr(maintenance, "maintenance_task", lambda: FakeTask)
+    config = tmp_path / "maintenance.toml"
+    config.write_text(MAINTENANCE_CONFIG)
+    clock = Clock(datetime(2026, 11, 24, 22, 6, tzinfo=UTC))  # Tuesday 17:06 ET
+    scheduler = make(data_dir, str(config), clock, FakeQueue())
+
+    async def scenario():
+        assert await scheduler.tick() == ["maintenance"]
+        await asyncio.sleep(0)
+        assert calls == [scheduler.data_dir]
+        running = (await scheduler.stats())["jobs"][0]
+        assert running["maintenance_running"] and running["last_request_ids"] == []
+        clock.now += timedelta(days=1)  # the next night, this one still running: skipped
+        assert await scheduler.tick() == []
+        release.set()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return (await scheduler.stats())["jobs"][0]
+
+    done = asyncio.run(scenario())
+    assert not done["maintenance_running"] and done["skipped_pending"] == 1
+    assert done["maintenance_result"]["tables"][0]["table"] == "market_bars"
+    assert done["maintenance_result"]["error"] is None

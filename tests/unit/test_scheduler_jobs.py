@@ -31,6 +31,16 @@ def test_defaults_cover_the_issue():
     assert jobs["derived_statistics"].is_daily
 
 
+def test_table_maintenance_runs_in_the_cme_daily_break_and_takes_no_parameters():
+    job = {j.name: j for j in default_jobs()}["table_maintenance"]
+    assert job.type == "maintain_tables" and job.market == "CME"
+    assert job.after_close_minutes == 5  # 17:05 ET: before CME reopens at 18:00
+    with pytest.raises(JobConfigError, match="parameters.days.*takes none"):
+        job_from_mapping(
+            {"name": "m", "type": "maintain_tables", "parameters": {"days": 3}, "at": "18:00"}
+        )
+
+
 def test_parameters_are_normalized_like_the_queue_does():
     job = job_from_mapping(
         {

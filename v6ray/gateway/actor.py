@@ -24,6 +24,7 @@ from v6ray.gateway.breaker import CircuitBreaker
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.connection import STOPPED, STOPPING, Connection
 from v6ray.gateway.drain import Drainer, resolve_queue
+from v6ray.gateway.handlers.base import ib_request_maps
 from v6ray.gateway.pacing import Pacer, PacingLimits
 from v6ray.gateway.permits import PermitGate
 from v6ray.gateway.supervisor import Supervisor
@@ -236,6 +237,7 @@ class IBGateway:
                     "unused_seconds": {k: round(v, 3)
                                        for k, v in self._gate.unused_seconds.items()}},
             ib_errors={str(code): n for code, n in sorted(connection.ib_errors.items())},
+            ib_request_maps=ib_request_maps(connection.ib),
             last_error=connection.last_error or drainer.last_error,
             paused=connection.paused,
             counters={

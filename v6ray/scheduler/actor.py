@@ -7,7 +7,10 @@ submits the rest through the ``RequestQueue`` actor and saves its state atomical
 data dir, so a restarted actor carries on where it stopped (``start`` is remembered).
 
 A ``derive_statistics`` job enqueues the daily bars its symbols lack, then, in the
-background, waits for them and runs the ``derive_and_write`` Ray task.
+background, waits for them and runs the ``derive_and_write`` Ray task. A
+``maintain_tables`` job runs the result tables' compaction, vacuum and checkpoint as a Ray
+task in the background (``storage.maintenance.maintenance_task``): the rewrite's CPU and
+disk work stays out of the gateway and of this actor.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from v6ray import constants
 from v6ray.constants import NAMESPACE, QUEUE_ACTOR, SCHEDULER_ACTOR
 from v6ray.model import IBRequest
 from v6ray.observability.hooks import scheduler_job
-from v6ray.scheduler.jobs import DERIVE_STATISTICS, Job, load_config
+from v6ray.scheduler.jobs import DERIVE_STATISTICS, MAINTAIN_TABLES, Job, load_config
 from v6ray.scheduler.planner import Planner, previous_run_pending
 from v6ray.scheduler.state import JobState, SchedulerState, load_state, save_state, state_path
 from v6ray.storage import location
@@ -66,8 +69,9 @@ class UnifiedScheduler:
         self.started_at: datetime | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._generation = 0  # bumped by start/stop; a loop of an older generation ends
-        self._derive_tasks: dict[str, asyncio.Task[None]] = {}
-        self._derive_results: dict[str, dict[str, Any]] = {}
+        # Per job name: the background work of a derive or maintenance run, and its outcome.
+        self._background_tasks: dict[str, asyncio.Task[None]] = {}
+        self._background_results: dict[str, dict[str, Any]] = {}
         self._queue: Any = None
         self.last_tick_error: str | None = None
         if self.state.running:
@@ -146,9 +150,13 @@ class UnifiedScheduler:
                 "last_error": js.last_error,
             }
             if job.type == DERIVE_STATISTICS:
-                task = self._derive_tasks.get(job.name)
+                task = self._background_tasks.get(job.name)
                 entry["derive_running"] = bool(task and not task.done())
-                entry["derive_result"] = self._derive_results.get(job.name)
+                entry["derive_result"] = self._background_results.get(job.name)
+            if job.type == MAINTAIN_TABLES:
+                task = self._background_tasks.get(job.name)
+                entry["maintenance_running"] = bool(task and not task.done())
+                entry["maintenance_result"] = self._background_results.get(job.name)
             jobs.append(entry)
         return {
             "running": self._loop_task is not None and not self._loop_task.done(),
@@ -190,6 +198,8 @@ class UnifiedScheduler:
             return None
         if job.type == DERIVE_STATISTICS:
             ids = await self._start_derive(job, now)
+        elif job.type == MAINTAIN_TABLES:
+            ids = self._start_maintenance(job)
         else:
             queue = self._queue_handle()
             ids = await asyncio.wait_for(
@@ -208,7 +218,7 @@ class UnifiedScheduler:
         return list(ids)
 
     async def _previous_run_pending(self, job: Job) -> bool:
-        task = self._derive_tasks.get(job.name)
+        task = self._background_tasks.get(job.name)
         if task is not None and not task.done():
             return True
         ids = self.state.job(job.name).last_request_ids
@@ -241,7 +251,7 @@ class UnifiedScheduler:
             ids = await asyncio.wait_for(
                 queue.submit_many.remote(items), QUEUE_CALL_TIMEOUT_SECONDS
             )
-        self._derive_tasks[job.name] = asyncio.get_running_loop().create_task(
+        self._background_tasks[job.name] = asyncio.get_running_loop().create_task(
             self._derive(job, ids)
         )
         return ids
@@ -265,7 +275,35 @@ class UnifiedScheduler:
             result["error"] = f"{type(exc).__name__}: {exc}"
             self._record(job.name, last_error=result["error"])
         result["finished_at"] = _iso(self._clock())
-        self._derive_results[job.name] = result
+        self._background_results[job.name] = result
+
+    # ------------------------------------------------------------------ maintain_tables
+
+    def _start_maintenance(self, job: Job) -> list[str]:
+        """Start the maintenance task in the background; it submits no request (no ids).
+        Until it ends, the job's next run is skipped as pending (``_previous_run_pending``)."""
+        self._background_tasks[job.name] = asyncio.get_running_loop().create_task(
+            self._maintain(job)
+        )
+        return []
+
+    async def _maintain(self, job: Job) -> None:
+        from v6ray.storage.maintenance import maintenance_task
+
+        result: dict[str, Any] = {"started_at": _iso(self._clock())}
+        self._background_results[job.name] = result  # stats show this run, not the last
+        try:
+            tables = await maintenance_task().remote(self.data_dir)
+            result["tables"] = tables
+            failed = [t["table"] for t in tables if t.get("error")]
+            result["error"] = f"failed: {', '.join(failed)}" if failed else None
+        except Exception as exc:
+            log.warning("maintain_tables job %s failed: %s", job.name, exc)
+            result["error"] = f"{type(exc).__name__}: {exc}"
+        if result["error"]:
+            self._record(job.name, last_error=result["error"])
+        result["finished_at"] = _iso(self._clock())
+        self._background_results[job.name] = result
 
     # ------------------------------------------------------------------ internals
 

@@ -1,7 +1,8 @@
 """Scheduled jobs: the model, the built-in defaults, and loading a TOML config file (pure).
 
-A job says *what* to enqueue (a request type, or ``derive_statistics``, for some symbols)
-and *when*: exactly one of
+A job says *what* to enqueue (a request type, or ``derive_statistics``, for some symbols;
+or ``maintain_tables``, the result tables' compaction, vacuum and checkpoint) and *when*:
+exactly one of
 
 - ``interval_seconds``: every so often, optionally only while its market is open;
 - ``at = "HH:MM"``: once per trading day of its market, at that exchange-local time;
@@ -17,7 +18,8 @@ Config file (TOML)::
     [[jobs]]
     name = "option_chains"             # same name as a default job: replaces it
     type = "option_chain"              # option_chain | futures_snapshot | market_bars |
-                                       # position_update | derive_statistics
+                                       # position_update | derive_statistics |
+                                       # maintain_tables (no symbols, no parameters)
     symbols = ["SPY", "QQQ", "IWM"]
     parameters = { dte = 45 }
     priority = 2                       # 1 IMMEDIATE, 2 NORMAL, 3 BACKGROUND
@@ -46,7 +48,8 @@ from v6ray.errors import InvalidRequest, V6RayError
 from v6ray.model import Priority, RequestType, new_request, parse_priority
 
 DERIVE_STATISTICS = "derive_statistics"
-JOB_TYPES = (*(t.value for t in RequestType), DERIVE_STATISTICS)
+MAINTAIN_TABLES = "maintain_tables"
+JOB_TYPES = (*(t.value for t in RequestType), DERIVE_STATISTICS, MAINTAIN_TABLES)
 MARKETS = ("XNYS", "CME")
 # Simulated mode runs the daily (after-close / time-of-day) jobs once this soon after start,
 # so that a newcomer sees every table fill without waiting for a real close.
@@ -91,7 +94,7 @@ class Job:
     """One periodic job. Build with ``job_from_mapping`` to get validation."""
 
     name: str
-    type: str  # a RequestType value or DERIVE_STATISTICS
+    type: str  # a RequestType value, DERIVE_STATISTICS or MAINTAIN_TABLES
     symbols: tuple[str, ...]
     parameters: Mapping[str, Any] = field(default_factory=dict, hash=False)
     priority: Priority = Priority.NORMAL
@@ -192,6 +195,16 @@ DEFAULT_JOB_MAPPINGS: tuple[dict[str, Any], ...] = (
         "priority": 3,
         "market": "XNYS",
     },
+    {
+        # Compaction, vacuum, checkpoint of the result tables, in CME's daily break
+        # (17:00-18:00 ET): equities closed an hour ago, daily bars and statistics are
+        # written, and no futures snapshots arrive, so few writers race the rewrite.
+        "name": "table_maintenance",
+        "type": MAINTAIN_TABLES,
+        "after_close_minutes": 5,
+        "priority": 3,
+        "market": "CME",
+    },
 )
 
 
@@ -221,7 +234,9 @@ def job_from_mapping(raw: Mapping[str, Any], *, position: int | None = None) -> 
     job_type = raw.get("type")
     if job_type not in JOB_TYPES:
         raise fail("type", f"{job_type!r} is not one of {', '.join(JOB_TYPES)}")
-    symbols = _symbols(raw.get("symbols"), fail)
+    # Maintenance is of tables, not symbols: it needs none.
+    default_symbols = ["*"] if job_type == MAINTAIN_TABLES else None
+    symbols = _symbols(raw.get("symbols", default_symbols), fail)
     parameters = raw.get("parameters", {})
     if not isinstance(parameters, Mapping):
         raise fail("parameters", f"must be a table, got {type(parameters).__name__}")
@@ -304,6 +319,10 @@ def _when(raw: Mapping[str, Any], fail) -> tuple[float | None, time | None, int 
 
 def _normalized_parameters(job_type: str, symbols, parameters: dict, fail) -> dict[str, Any]:
     """Validate through the request model itself, so a job can never enqueue a bad request."""
+    if job_type == MAINTAIN_TABLES:
+        if parameters:
+            raise fail(f"parameters.{next(iter(parameters))}", "maintain_tables takes none")
+        return {}
     if job_type == DERIVE_STATISTICS:
         if parameters:
             raise fail(f"parameters.{next(iter(parameters))}", "derive_statistics takes none")

@@ -13,6 +13,10 @@ says which series the surviving bar belongs to). A row whose request is no longe
 ``ib_requests`` gets the defaults (regular hours, the symbol's default instrument); con_id
 and local_symbol stay null (unknown). Columns no rule fills are null.
 
+Layout: a table written before its spec had ``partitions`` (``layout``), e.g. an
+unpartitioned ``market_bars``, is rewritten partitioned by the same commit; its rows and
+their keys do not change, only the files they sit in.
+
 How: one Delta commit that overwrites the table with the new schema, based on the version
 it read. Readers see the old table or the new one, never a mix; a writer that migrated
 from the same old version in parallel gets a commit conflict ("metadata changed") and its
@@ -33,6 +37,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from v6ray import constants
 from v6ray.instruments import bar_series
+from v6ray.storage.layout import with_partition_columns
 from v6ray.storage.location import storage_options_for
 from v6ray.storage.schemas import conform, table_path, table_spec
 
@@ -48,6 +53,11 @@ def stored_columns(delta: DeltaTable) -> list[str]:
 def needs_migration(name: str, columns: list[str]) -> bool:
     """True when a stored table of ``name`` lacks a column its spec has."""
     return not set(table_spec(name).schema.names) <= set(columns)
+
+
+def needs_relayout(name: str, delta: DeltaTable) -> bool:
+    """True when the stored table is not partitioned as the spec of ``name`` says."""
+    return list(delta.metadata().partition_columns) != table_spec(name).partition_by
 
 
 def upgrade_rows(
@@ -69,11 +79,16 @@ def migrate(data_dir: str, name: str, delta: DeltaTable) -> DeltaTable:
     (the caller re-opens the table and finds it migrated).
     """
     before = delta.version()
+    spec = table_spec(name)
     options = storage_options_for(data_dir)
     rows = upgrade_rows(name, delta.to_pyarrow_table(), data_dir, options)
+    rows = with_partition_columns(rows, spec.partitions)
     # Passing the snapshot (not the path) bases the commit on the version read, so a
     # commit that landed meanwhile is a conflict instead of being overwritten.
-    write_deltalake(delta, rows, mode="overwrite", schema_mode="overwrite")
+    write_deltalake(
+        delta, rows, mode="overwrite", schema_mode="overwrite",
+        partition_by=spec.partition_by or None,
+    )
     log.warning("migrated %s (version %d, %d rows) to the current schema", name, before,
                 rows.num_rows)
     return DeltaTable(table_path(data_dir, name), storage_options=options)

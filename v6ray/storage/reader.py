@@ -17,6 +17,7 @@ from v6ray import constants
 from v6ray.config import Settings
 from v6ray.errors import NoTables
 from v6ray.storage import location, migrations
+from v6ray.storage.layout import without_partition_columns
 from v6ray.storage.schemas import TABLES, table_path, table_spec
 
 # A reader can load a table version whose files a compaction has just vacuumed (the queue
@@ -58,6 +59,7 @@ def read_table(
         rows = spec.schema.empty_table()
     elif migrations.needs_migration(spec.name, rows.column_names):
         rows = migrations.upgrade_rows(spec.name, rows, tables_dir, options)
+    rows = without_partition_columns(rows, spec.partitions)  # storage detail, not contract
     frame = pl.DataFrame(rows)
     if spec.name == constants.REQUESTS_TABLE:
         return latest_requests(frame)

@@ -3,7 +3,9 @@
 ``TABLES`` is the one list of tables: a name not in it is never used, and a table name is
 never taken from user input as a path (``table_path`` only joins a registered name).
 ``key_columns`` is each table's uniqueness rule from DESIGN.md; writers merge on it so no
-retry, crash or restart can leave two copies of a row.
+retry, crash or restart can leave two copies of a row. ``partitions`` is the table's layout
+on disk (``layout``): columns derived from the key that the Delta table is partitioned by,
+kept out of ``schema`` (what readers get).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pyarrow as pa
 from v6ray import constants
 from v6ray.errors import UnknownTable
 from v6ray.storage import location
+from v6ray.storage.layout import PartitionColumn, bar_partition_day, stored_schema
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -26,6 +29,16 @@ class TableSpec:
     schema: pa.Schema
     key_columns: tuple[str, ...]
     description: str
+    partitions: tuple[PartitionColumn, ...] = ()
+
+    @property
+    def stored_schema(self) -> pa.Schema:
+        """The Delta table's columns: ``schema`` then the partition columns."""
+        return stored_schema(self.schema, self.partitions)
+
+    @property
+    def partition_by(self) -> list[str]:
+        return [column.name for column in self.partitions]
 
 
 def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
@@ -140,6 +153,13 @@ DERIVED_STATISTICS_SCHEMA = _schema(
     ("computed_at", UTC_TIMESTAMP),
 )
 
+MARKET_BARS_PARTITION = PartitionColumn(
+    "partition_day",
+    pa.date32(),
+    bar_partition_day,
+    "UTC day of an intraday bar; first day of its year for bars of a day or longer",
+)
+
 MARKET_BARS_KEY = (
     "symbol", "sec_type", "exchange", "contract_month", "bar_size", "what_to_show", "use_rth",
     "timestamp",
@@ -172,6 +192,7 @@ TABLES: dict[str, TableSpec] = {
             MARKET_BARS_KEY,
             "historical OHLCV bars, one row per series (symbol, instrument, bar size, data "
             "type, regular hours or not) and bar start",
+            partitions=(MARKET_BARS_PARTITION,),
         ),
         TableSpec(
             constants.POSITIONS_TABLE,

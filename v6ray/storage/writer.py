@@ -3,7 +3,17 @@
 Every write is a Delta MERGE on the table's ``key_columns`` (DESIGN.md's uniqueness rule):
 a key already present is updated, a new key inserted. So a re-executed request, an
 overlapping bar load or a retried commit can never leave two copies of a row. A table an
-older v6ray wrote is migrated to the current schema on its first write (``migrations``).
+older v6ray wrote is migrated to the current schema and layout on its first write
+(``migrations``).
+
+A MERGE reads the target files its source's keys could be in, and only those: the batch
+carries its partition columns (``layout``; a function of the key, so matching them loses
+no match), and the MERGE runs with ``streamed_exec=False``, which lets delta-rs derive an
+early pruning predicate from the source (partition values, min/max of the other key
+columns) and skip every other file by its partition and statistics. With streamed
+execution that predicate is off (deltalake 1.6, ``DeltaTable.merge`` docstring:
+"Enabling streamed_exec implicitly disables source table stats to derive an
+early_pruning_predicate"); a flush is small, so holding it in memory costs nothing.
 
 delta-rs retries blind appends by itself but hands merge conflicts back to the caller as
 ``CommitFailedError``; ``merge_rows`` retries them with jittered backoff, re-reading the
@@ -36,6 +46,7 @@ from v6ray.errors import StorageError
 from v6ray.observability.hooks import writer_committed
 from v6ray.process_priority import run_at_normal_priority
 from v6ray.storage import location, migrations
+from v6ray.storage.layout import with_partition_columns
 from v6ray.storage.schemas import conform, table_path, table_spec
 
 MAX_COMMIT_ATTEMPTS = 12
@@ -55,7 +66,7 @@ def dedupe_last(rows: pa.Table, keys: tuple[str, ...]) -> pa.Table:
     return rows.take(latest.column(f"{marker}_max").take(keep))
 
 
-def merge_predicate(keys: tuple[str, ...]) -> str:
+def merge_predicate(keys: tuple[str, ...] | list[str]) -> str:
     return " AND ".join(f"{_TARGET}.`{k}` = {_SOURCE}.`{k}`" for k in keys)
 
 
@@ -75,15 +86,21 @@ def _open_or_create(data_dir: str, table: str) -> DeltaTable:
     except TableNotFoundError:
         pass
     else:
-        if migrations.needs_migration(table, migrations.stored_columns(delta)):
+        if migrations.needs_migration(
+            table, migrations.stored_columns(delta)
+        ) or migrations.needs_relayout(table, delta):
             delta = migrations.migrate(data_dir, table, delta)
         return delta
     if not location.is_uri(path):
         os.makedirs(path, exist_ok=True)
+    spec = table_spec(table)
     # Someone else may create it between our check and our commit: that is fine (on S3
     # the conditional put of version 0 refuses the second creator).
     with contextlib.suppress(CommitFailedError, DeltaError):
-        DeltaTable.create(path, table_spec(table).schema, mode="ignore", storage_options=options)
+        DeltaTable.create(
+            path, spec.stored_schema, mode="ignore", partition_by=spec.partition_by or None,
+            storage_options=options,
+        )
     return DeltaTable(path, storage_options=options)
 
 
@@ -103,6 +120,9 @@ def merge_rows(
     """
     spec = table_spec(table)
     batch = dedupe_last(conform(rows, spec.schema), spec.key_columns)
+    batch = with_partition_columns(batch, spec.partitions)
+    # Partition columns first: delta-rs turns their source values into a partition filter.
+    on = [*spec.partition_by, *spec.key_columns]
     last_error: Exception | None = None
     started = time.monotonic()
     for attempt in range(1, max_attempts + 1):
@@ -112,9 +132,10 @@ def merge_rows(
                 (
                     delta.merge(
                         batch,
-                        merge_predicate(spec.key_columns),
+                        merge_predicate(on),
                         source_alias=_SOURCE,
                         target_alias=_TARGET,
+                        streamed_exec=False,  # see the module docstring: file pruning
                     )
                     .when_matched_update_all()
                     .when_not_matched_insert_all()

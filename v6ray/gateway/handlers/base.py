@@ -61,6 +61,47 @@ def snapshot_failure(
     return IBRequestError(first.code, f"{text}{others}", retryable=retryable)
 
 
+def drop_snapshot_ticker(ib: IB, req_id: int, ticker: Ticker) -> None:
+    """Forget a finished (or failed, or timed-out) snapshot in ib_async's wrapper.
+
+    ``Wrapper.startTicker`` files a ticker under ``reqId2Ticker[req_id]``,
+    ``ticker2ReqId["snapshot"][ticker]``, ``_reqId2Contract[req_id]`` and
+    ``tickers[hash(contract)]``; ``endTicker`` removes only the ticker2ReqId and
+    _reqId2Contract entries, and ``reqId2Ticker`` is emptied only by ``reset()`` on a
+    disconnect (ib_async 2.1 wrapper.py). Without this, each snapshot left a Ticker
+    behind for the life of the connection. Ticks IB sends after this for ``req_id`` are
+    ignored (the tick handlers look the ticker up with ``reqId2Ticker.get``). The caller
+    keeps the returned ``ticker`` object with its values.
+    """
+    wrapper = ib.wrapper
+    wrapper.endTicker(ticker, "snapshot")
+    wrapper.reqId2Ticker.pop(req_id, None)
+    wrapper._reqId2Contract.pop(req_id, None)
+    # ``_endReq`` (on tickSnapshotEnd or an error) pops these; a timed-out snapshot never
+    # gets there, so they must not linger either.
+    wrapper._futures.pop(req_id, None)
+    wrapper._results.pop(req_id, None)
+    # Another live request of the same contract shares this Ticker: leave it filed then.
+    if not any(other is ticker for other in wrapper.reqId2Ticker.values()):
+        key = hash(ticker.contract)
+        if wrapper.tickers.get(key) is ticker:
+            del wrapper.tickers[key]
+
+
+def ib_request_maps(ib: IB) -> dict[str, int]:
+    """Sizes of ib_async's per-request maps (``v6ray status``; they must not grow with
+    the number of requests served, only with those in flight)."""
+    wrapper = ib.wrapper
+    return {
+        "tickers": len(wrapper.tickers),
+        "req_id_to_ticker": len(wrapper.reqId2Ticker),
+        "ticker_to_req_id": sum(len(m) for m in wrapper.ticker2ReqId.values()),
+        "req_id_to_contract": len(wrapper._reqId2Contract),
+        "futures": len(wrapper._futures),
+        "results": len(wrapper._results),
+    }
+
+
 @dataclass
 class HandlerContext:
     ib: IB
@@ -142,8 +183,7 @@ class HandlerContext:
                     self._cancel_at_ib(exc, lambda: ib.client.cancelMktData(req_id))
                     raise
                 finally:
-                    ib.wrapper.endTicker(ticker, "snapshot")
-                    ib.wrapper._futures.pop(req_id, None)  # a timed-out request must not linger
+                    drop_snapshot_ticker(ib, req_id, ticker)
                 return ticker
         except ConnectionError as exc:
             raise GatewayUnavailable(f"{what}: {exc}") from None
