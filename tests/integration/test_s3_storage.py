@@ -234,12 +234,21 @@ ROWS = 3
 
 
 def _merge_batches(data_dir: str, writer: int, start, results) -> None:
-    start.wait()  # every writer begins at once: commits race for the same versions
     conflicts = 0
     for batch in range(BATCHES):
-        rows = daily_bars(f"w{writer}-b{batch}", (writer * BATCHES + batch) * ROWS, ROWS)
-        # Every MERGE reads the whole table, so each concurrent insert is a conflict for
-        # it; on a loaded machine a writer can lose a dozen races in a row (the writer
+        # Every writer begins each batch at once: the commits race for the same version.
+        # (A barrier per batch, not once: a merge that prunes to a few files is quick, and
+        # on a loaded machine writers started together drift apart within a batch or two.)
+        start.wait()
+        # The writers' days interleave: every batch spans the others' days of the round.
+        # A MERGE's conflict check only counts concurrent files whose partition and key
+        # statistics overlap its own rows (delta-rs prunes on them), so disjoint batches
+        # would commit side by side without ever racing.
+        first = batch * WRITERS * ROWS + writer
+        rows = pa.concat_tables(
+            daily_bars(f"w{writer}-b{batch}", first + k * WRITERS, 1) for k in range(ROWS)
+        )
+        # On a loaded machine a writer can lose a dozen races in a row (the writer
         # task's Ray retries cover that in the service). The retry budget is not under
         # test here, the safety of racing commits is.
         conflicts += merge_rows(data_dir, "market_bars", rows, max_attempts=60)["conflicts"]
