@@ -387,13 +387,25 @@ class QueueCore:
 
     # ------------------------------------------------------------------ rebuild
 
-    def restore(self, requests: Iterable[IBRequest]) -> None:
-        """Load the latest state of each request (from the journal) into an empty core."""
+    def restore(
+        self,
+        requests: Iterable[IBRequest],
+        counts: Counter[tuple[Status, RequestType, Priority]] | None = None,
+    ) -> None:
+        """Load the latest state of each request (from the journal) into an empty core.
+
+        ``counts``, when given, are the counts by (status, type, priority) of a larger set
+        than ``requests`` (the journal's finished requests beyond the memory cache are
+        counted, not loaded); otherwise ``requests`` are counted.
+        """
         finals: list[IBRequest] = []
         live: list[IBRequest] = []
         for request in requests:
-            self.counts[(request.status, request.request_type, request.priority)] += 1
+            if counts is None:
+                self.counts[(request.status, request.request_type, request.priority)] += 1
             (finals if request.is_final else live).append(request)
+        if counts is not None:
+            self.counts.update(counts)
         finals.sort(key=lambda r: r.updated_at)
         for request in finals[len(finals) - self.config.terminal_cache_size:]:
             self._final[request.request_id] = request

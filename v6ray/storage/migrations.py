@@ -33,7 +33,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from v6ray import constants
 from v6ray.instruments import bar_series
-from v6ray.storage.schemas import conform, table_path, table_spec
+from v6ray.storage.schemas import conform, requests_archive_path, table_path, table_spec
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +105,22 @@ def _fill_bar_identity(rows: pa.Table, data_dir: str) -> pa.Table:
 
 
 def _request_parameters(data_dir: str) -> dict[str, dict[str, Any]]:
-    """request_id → parameters of every request in ``ib_requests`` ({} when there is none).
+    """request_id → parameters of every request in ``ib_requests`` and its archive ({} when
+    there is none).
 
     Parameters never change over a request's life, so any journal row of it will do.
     """
+    columns = ["request_id", "parameters"]
     try:
         journal = DeltaTable(table_path(data_dir, constants.REQUESTS_TABLE))
-        table = journal.to_pyarrow_table(columns=["request_id", "parameters"])
+        table = journal.to_pyarrow_table(columns=columns)
     except (TableNotFoundError, DeltaError, OSError) as exc:
         log.warning("no ib_requests to migrate from (%s): old bars get default identity", exc)
         return {}
+    archive = requests_archive_path(data_dir)
+    if DeltaTable.is_deltatable(archive):  # old bars were mostly written by old requests
+        archived = DeltaTable(archive).to_pyarrow_table(columns=columns)
+        table = pa.concat_tables([table, archived])
     out: dict[str, dict[str, Any]] = {}
     for rid, text in zip(table.column("request_id").to_pylist(),
                          table.column("parameters").to_pylist(), strict=True):

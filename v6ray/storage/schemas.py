@@ -209,3 +209,8 @@ def table_spec(name: str) -> TableSpec:
 def table_path(data_dir: str | os.PathLike[str], name: str) -> str:
     """Folder of a registered table under ``data_dir``; unknown names raise ``UnknownTable``."""
     return os.path.join(os.fspath(data_dir), table_spec(name).name)
+
+
+def requests_archive_path(data_dir: str | os.PathLike[str]) -> str:
+    """Folder of ``ib_requests``' archive (same schema; part of that table for readers)."""
+    return os.path.join(os.fspath(data_dir), constants.REQUESTS_ARCHIVE_TABLE)
