@@ -90,6 +90,8 @@ def _read_files(table_dir: str, names: list[str]) -> pl.DataFrame:
 def compact_journal(journal: Journal, now: float) -> dict[str, Any]:
     """One compaction of ``journal`` at time ``now`` (epoch s); returns its report."""
     started = time.monotonic()
+    # Its own snapshot (the append thread's table is not shared); listing the log while
+    # appends link new entries can see a gap, which a second listing does not.
     table = retry_vacuum_race(lambda: DeltaTable(journal.path))
     actions = pa.table(table.get_add_actions(flatten=True))
     sizes = dict(zip(actions["path"].to_pylist(), actions["size_bytes"].to_pylist(), strict=True))

@@ -60,7 +60,9 @@ class QueueCore:
         self._clock = clock
         self._rng = rng or random.Random()
         self._live: dict[str, IBRequest] = {}  # PENDING and PROCESSING
-        self._final: OrderedDict[str, IBRequest] = OrderedDict()  # newest last, bounded
+        # Newest last, bounded. A final request restored from the journal may still be its
+        # builder: made into the request on first use (most are never asked about).
+        self._final: OrderedDict[str, IBRequest | Callable[[], IBRequest]] = OrderedDict()
         self._by_key: dict[str, str] = {}  # dedup_key -> live request_id
         self._pending = PendingIndex(self.config.aging_seconds)
         self._leases: list[tuple[float, int, str]] = []  # (deadline, tie, request_id)
@@ -93,7 +95,14 @@ class QueueCore:
     # ------------------------------------------------------------------ reads
 
     def get(self, request_id: str) -> IBRequest | None:
-        return self._live.get(request_id) or self._final.get(request_id)
+        return self._live.get(request_id) or self._final_request(request_id)
+
+    def _final_request(self, request_id: str) -> IBRequest | None:
+        found = self._final.get(request_id)
+        if found is None or isinstance(found, IBRequest):
+            return found
+        self._final[request_id] = request = found()  # keeps its place in the order
+        return request
 
     def drain_changes(self) -> list[IBRequest]:
         """The new states since the last drain, oldest first; the caller journals them."""
@@ -217,7 +226,7 @@ class QueueCore:
     ) -> bool:
         request = self._live.get(request_id)
         if request is None:
-            done = self._final.get(request_id)
+            done = self._final_request(request_id)
             return bool(done and done.status is Status.SUCCESS and done.lease_owner == worker_id)
         if not self._holds(request, worker_id):
             return False
@@ -248,7 +257,7 @@ class QueueCore:
         self.tick(now)
         request = self._live.get(request_id)
         if request is None:
-            done = self._final.get(request_id)
+            done = self._final_request(request_id)
             return done.status if done else None
         if not self._holds(request, worker_id):
             return request.status
@@ -391,12 +400,15 @@ class QueueCore:
         self,
         requests: Iterable[IBRequest],
         counts: Counter[tuple[Status, RequestType, Priority]] | None = None,
+        unbuilt_finals: Iterable[tuple[str, Callable[[], IBRequest]]] = (),
     ) -> None:
         """Load the latest state of each request (from the journal) into an empty core.
 
         ``counts``, when given, are the counts by (status, type, priority) of a larger set
         than ``requests`` (the journal's finished requests beyond the memory cache are
-        counted, not loaded); otherwise ``requests`` are counted.
+        counted, not loaded); otherwise ``requests`` are counted. ``unbuilt_finals``:
+        (request_id, build) of final requests, the oldest first, newer than any final in
+        ``requests``, cached as their builders (``get`` builds one when asked).
         """
         finals: list[IBRequest] = []
         live: list[IBRequest] = []
@@ -409,6 +421,11 @@ class QueueCore:
         finals.sort(key=lambda r: r.updated_at)
         for request in finals[len(finals) - self.config.terminal_cache_size:]:
             self._final[request.request_id] = request
+        for request_id, build in unbuilt_finals:
+            if self.config.terminal_cache_size:
+                self._final[request_id] = build
+        while len(self._final) > self.config.terminal_cache_size:
+            self._final.popitem(last=False)
         now = self._clock()
         for request in sorted(live, key=lambda r: r.created_at):
             self._live[request.request_id] = request

@@ -31,8 +31,9 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import polars as pl
@@ -130,14 +131,15 @@ class Journal:
 
     def load_for_restore(
         self, final_limit: int | None
-    ) -> tuple[list[IBRequest], list[IBRequest], Counter[tuple[Status, RequestType, Priority]]]:
+    ) -> tuple[list[IBRequest], FinalRows, Counter[tuple[Status, RequestType, Priority]]]:
         """What a restarting queue needs, from the hot journal only: every live request,
-        the ``final_limit`` most recently changed final ones (all for None), and the count
-        of latest states by (status, type, priority) over the whole hot journal.
+        the rows of the ``final_limit`` most recently changed final ones (all for None),
+        oldest first, and the count of latest states by (status, type, priority) over the
+        whole hot journal.
 
-        Only the requests returned become objects: the rest are counted in columns, so a
-        restart over a long retention window does not pay per finished request.
-        Also positions ``seq`` after the last row of either table.
+        Only live requests become objects: final ones stay rows until asked for, the rest
+        are counted in columns, so a restart over a long retention window does not pay
+        per finished request. Also positions ``seq`` after the last row of either table.
         """
         frame = self._read_frame()
         self._next_seq = max(int(frame["seq"].max() or 0), self.archive.max_seq()) + 1
@@ -153,7 +155,7 @@ class Journal:
             counts[(Status(status), RequestType(rtype), Priority(priority))] = n
         return (
             [request_from_row(row) for row in live_rows.iter_rows(named=True)],
-            [request_from_row(row) for row in final_rows.iter_rows(named=True)],
+            FinalRows(final_rows),
             counts,
         )
 
@@ -245,6 +247,28 @@ class Journal:
             "version": self.version,
             "files": self.files,
         }
+
+
+class FinalRows:
+    """Rows of final requests, each made into its ``IBRequest`` only when asked for (a
+    restarting queue keeps thousands of them for ``get``/``wait``; few are ever asked)."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self._frame = frame
+        self.request_ids: list[str] = frame["request_id"].to_list()
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
+
+    def __iter__(self) -> Iterator[IBRequest]:
+        return (self.build(index) for index in range(len(self.request_ids)))
+
+    def build(self, index: int) -> IBRequest:
+        return request_from_row(self._frame.row(index, named=True))
+
+    def builders(self) -> list[tuple[str, Callable[[], IBRequest]]]:
+        """(request_id, build) per row, in order (``QueueCore.restore``'s unbuilt finals)."""
+        return [(rid, partial(self.build, i)) for i, rid in enumerate(self.request_ids)]
 
 
 def read_requests(data_dir: str | os.PathLike[str]) -> list[IBRequest]:
