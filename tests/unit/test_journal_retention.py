@@ -268,3 +268,22 @@ def test_migrations_find_the_parameters_of_archived_requests(data_dir, history):
         "exchange": "CME",
     }
     assert parameters[roles["fresh"].request_id] == {"contract_month": "202612", "exchange": "CME"}
+
+
+def test_small_archive_files_are_merged_and_keep_every_request_once(data_dir, monkeypatch):
+    monkeypatch.setattr("v6ray.queue.archive.MERGE_AT", 3)
+    journal = Journal(data_dir)
+    moved = []
+    for day in range(40, 36, -1):  # four moves, one archive file each
+        batch = [request(f"A{day}X{i}", NOW - timedelta(days=day, minutes=i)) for i in range(5)]
+        journal.append(batch)
+        journal.append([finished(r, r.created_at) for r in batch])
+        report = journal.compact(now=NOW.timestamp())
+        assert report["archived"] == 5
+        moved += [r.request_id for r in batch]
+        assert report["archive_files_merged"] == (3 if day == 38 else 0)
+    assert len(DeltaTable(requests_archive_path(data_dir)).file_uris()) == 2  # 1 merged + 1
+    assert sorted(archived_ids(data_dir)) == sorted(moved)
+    assert journal.lookup(moved[0]).status is Status.SUCCESS
+    frame = read_table("ib_requests", data_dir=data_dir)
+    assert frame.height == 20 and frame["request_id"].n_unique() == 20

@@ -33,6 +33,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from v6ray.storage.local_append import LocalAppender, remove_stale_files
@@ -42,6 +43,11 @@ from v6ray.storage.schemas import IB_REQUESTS_SCHEMA, requests_archive_path
 MANIFEST = "_v6ray_move.json"
 # Checkpoint the archive's log every this many commits (about one move a day).
 CHECKPOINT_EVERY = 20
+# A move adds one file (about one a day): once this many are smaller than SMALL_FILE_BYTES,
+# they are merged into one, so reading the archive opens tens of files a year, not hundreds.
+# Each merge reads at most MERGE_AT small files: its cost does not grow with the history.
+MERGE_AT = 32
+SMALL_FILE_BYTES = 64 * 2**20
 
 
 class RequestArchive:
@@ -77,10 +83,9 @@ class RequestArchive:
     # ------------------------------------------------------------------ the move
 
     def begin(self, rows: pa.Table, replaced: list[str]) -> str:
-        """Steps 1-3: commit ``rows`` (sorted by request_id) to the archive, recording that
+        """Steps 1-3: commit ``rows`` to the archive, recording that
         the hot files ``replaced`` are to go. Returns the archive file's name."""
         appender = self._open()
-        rows = rows.sort_by("request_id")  # look-ups by id can skip row groups
         add = appender.write_file(rows, name_prefix="archive")
         _write_atomically(self.manifest, {"archive_file": add["path"], "replaced": replaced})
         version = appender.commit([{"add": add}], operation="WRITE")
@@ -92,6 +97,31 @@ class RequestArchive:
         """Step 5: the hot journal committed; nothing is left to undo."""
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.manifest)
+
+    def merge_small_files(self) -> int:
+        """Rewrite the archive's small files as one once ``MERGE_AT`` of them pile up, in one
+        commit (same rows: a crash before it leaves only an unreferenced file). Only between
+        moves (no manifest): ``recover`` looks for a move's own file. Returns files merged."""
+        if not self.exists() or os.path.exists(self.manifest):
+            return 0
+        table = retry_vacuum_race(lambda: DeltaTable(self.path))
+        small = [
+            (p, n) for p, n in zip(*_paths_and_sizes(table), strict=True) if n < SMALL_FILE_BYTES
+        ]
+        if len(small) < MERGE_AT:
+            return 0
+        rows = pa.concat_tables(
+            [pq.read_table(os.path.join(self.path, p), schema=IB_REQUESTS_SCHEMA) for p, _ in small]
+        )
+        appender = self._open()
+        add = appender.write_file(rows, name_prefix="archive")
+        appender.commit(
+            [{"add": add}, *[remove_action(p, n) for p, n in small]], operation="OPTIMIZE"
+        )
+        for name, _ in small:  # readers racing this retry (v6ray.storage.reader)
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self.path, name))
+        return len(small)
 
     def recover(self, hot_files: set[str]) -> dict[str, Any] | None:
         """Undo a move a crash cut short before the hot journal's commit (``hot_files``:

@@ -129,6 +129,7 @@ def compact_journal(journal: Journal, now: float) -> dict[str, Any]:
         # what the hot journal then holds and takes the archive's half back if need be.
         journal.commit_rewrite(kept, [remove_action(n, sizes[n]) for n in replaced])
         journal.archive.finish()
+    archive_files_merged = journal.archive.merge_small_files() if archived.height else 0
     # Vacuum with zero retention, by hand: the files just replaced go now (a reader racing
     # this retries, see v6ray.storage.reader). deltalake's vacuum would also commit, and
     # its commit loses every race against a busy append thread.
@@ -149,6 +150,7 @@ def compact_journal(journal: Journal, now: float) -> dict[str, Any]:
         "files": files,
         "version": table.version(),
         "recovered": recovered,
+        "archive_files_merged": archive_files_merged,
         "seconds": round(time.monotonic() - started, 3),
     }
 

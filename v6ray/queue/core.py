@@ -61,8 +61,10 @@ class QueueCore:
         self._rng = rng or random.Random()
         self._live: dict[str, IBRequest] = {}  # PENDING and PROCESSING
         # Newest last, bounded. A final request restored from the journal may still be its
-        # builder: made into the request on first use (most are never asked about).
-        self._final: OrderedDict[str, IBRequest | Callable[[], IBRequest]] = OrderedDict()
+        # row's index for ``_build_final``: made into the request on first use (most are
+        # never asked about, and building thousands would hold a restart up).
+        self._final: OrderedDict[str, IBRequest | int] = OrderedDict()
+        self._build_final: Callable[[int], IBRequest] | None = None
         self._by_key: dict[str, str] = {}  # dedup_key -> live request_id
         self._pending = PendingIndex(self.config.aging_seconds)
         self._leases: list[tuple[float, int, str]] = []  # (deadline, tie, request_id)
@@ -101,7 +103,8 @@ class QueueCore:
         found = self._final.get(request_id)
         if found is None or isinstance(found, IBRequest):
             return found
-        self._final[request_id] = request = found()  # keeps its place in the order
+        assert self._build_final is not None
+        self._final[request_id] = request = self._build_final(found)  # keeps its place
         return request
 
     def drain_changes(self) -> list[IBRequest]:
@@ -400,15 +403,16 @@ class QueueCore:
         self,
         requests: Iterable[IBRequest],
         counts: Counter[tuple[Status, RequestType, Priority]] | None = None,
-        unbuilt_finals: Iterable[tuple[str, Callable[[], IBRequest]]] = (),
+        unbuilt_finals: tuple[list[str], Callable[[int], IBRequest]] | None = None,
     ) -> None:
         """Load the latest state of each request (from the journal) into an empty core.
 
         ``counts``, when given, are the counts by (status, type, priority) of a larger set
         than ``requests`` (the journal's finished requests beyond the memory cache are
         counted, not loaded); otherwise ``requests`` are counted. ``unbuilt_finals``:
-        (request_id, build) of final requests, the oldest first, newer than any final in
-        ``requests``, cached as their builders (``get`` builds one when asked).
+        the ids of final requests, the oldest first, newer than any final in ``requests``,
+        and ``build(index)`` making the request of the id at ``index``; they are cached
+        unbuilt, and built when first asked for.
         """
         finals: list[IBRequest] = []
         live: list[IBRequest] = []
@@ -421,9 +425,9 @@ class QueueCore:
         finals.sort(key=lambda r: r.updated_at)
         for request in finals[len(finals) - self.config.terminal_cache_size:]:
             self._final[request.request_id] = request
-        for request_id, build in unbuilt_finals:
-            if self.config.terminal_cache_size:
-                self._final[request_id] = build
+        if unbuilt_finals is not None and self.config.terminal_cache_size:
+            request_ids, self._build_final = unbuilt_finals
+            self._final.update(zip(request_ids, range(len(request_ids)), strict=True))
         while len(self._final) > self.config.terminal_cache_size:
             self._final.popitem(last=False)
         now = self._clock()

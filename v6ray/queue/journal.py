@@ -33,7 +33,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
 import polars as pl
@@ -266,9 +265,9 @@ class FinalRows:
     def build(self, index: int) -> IBRequest:
         return request_from_row(self._frame.row(index, named=True))
 
-    def builders(self) -> list[tuple[str, Callable[[], IBRequest]]]:
-        """(request_id, build) per row, in order (``QueueCore.restore``'s unbuilt finals)."""
-        return [(rid, partial(self.build, i)) for i, rid in enumerate(self.request_ids)]
+    def unbuilt(self) -> tuple[list[str], Callable[[int], IBRequest]]:
+        """The ids, in order, and how to build each (``QueueCore.restore``'s unbuilt finals)."""
+        return self.request_ids, self.build
 
 
 def read_requests(data_dir: str | os.PathLike[str]) -> list[IBRequest]:
@@ -283,8 +282,9 @@ def read_requests(data_dir: str | os.PathLike[str]) -> list[IBRequest]:
 
 
 def read_archived(archive_path: str, request_id: str) -> pl.DataFrame:
-    """The archive's rows of ``request_id`` (none when there is no archive yet). Its files
-    are sorted by request_id, so the read skips row groups that cannot hold it."""
+    """The archive's rows of ``request_id`` (none when there is no archive yet): a read of
+    every archive file's request_id column, slower than the hot journal's, and rare (ids
+    of requests finished before the retention window)."""
     if not DeltaTable.is_deltatable(archive_path):
         return pl.DataFrame(IB_REQUESTS_SCHEMA.empty_table())
     return retry_vacuum_race(lambda: pl.from_arrow(DeltaTable(archive_path).to_pyarrow_table(
