@@ -12,8 +12,8 @@ LIVE pending requests, plus a burst of submit / claim / complete states in
 ``BURST_COMMITS`` group commits (the default compaction period, ``compact_every_commits``).
 
 - restart: ``RequestQueue(data_dir)`` in a fresh process, seconds until it is built (it
-  answers then), and the process's resident memory then (VmRSS; the interpreter and its
-  libraries, ~200 MB, are in both);
+  answers then; wall and CPU time), and the process's resident memory then (VmRSS; the
+  interpreter and its libraries, ~200 MB, are in both); median of 5 alternating rounds;
 - compaction: a burst appended, then ``Journal.compact()`` timed; alternating cases.
 
 Note the window itself differs: a year of 1M requests leaves ~82k finished in the last
@@ -59,10 +59,10 @@ def rss(field):
         return next(int(l.split()[1]) for l in status if l.startswith(field)) / 1024
 
 before = rss("VmRSS:")
-started = time.perf_counter()
+started, cpu = time.perf_counter(), time.process_time()
 queue = RequestQueue(sys.argv[1], QueueConfig())
-seconds = time.perf_counter() - started
-print(json.dumps({"seconds": seconds, "rss_mb": rss("VmRSS:"), "peak_mb": rss("VmHWM:"),
+seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "rss_mb": rss("VmRSS:"), "peak_mb": rss("VmHWM:"),
                   "imports_mb": before, "live": len(queue.core.live_requests())}))
 """
 
@@ -165,7 +165,7 @@ def run(quick: bool) -> list[Measurement]:
     dirs = {case: os.path.join(root, case) for case in sizes}
     try:
         upgrade = {case: build(dirs[case], n, seed=i) for i, (case, n) in enumerate(sizes.items())}
-        restarts = side_by_side(lambda case: restart(dirs[case]), rounds=3)
+        restarts = side_by_side(lambda case: restart(dirs[case]), rounds=5)
         journals = {case: Journal(path) for case, path in dirs.items()}
         for journal in journals.values():
             journal.load_for_restore(final_limit=0)
@@ -179,7 +179,7 @@ def run(quick: bool) -> list[Measurement]:
                 "files": report["files_read"],
             }
 
-        compactions = side_by_side(compact, rounds=5)
+        compactions = side_by_side(compact, rounds=3)
         hot = {case: journals[case].load_for_restore(final_limit=0)[2].total() for case in sizes}
         for journal in journals.values():
             journal.close()
@@ -196,6 +196,13 @@ def run(quick: bool) -> list[Measurement]:
             2.0,
             note=f"requests in the hot journal after the run: {hot['small']:,} vs "
             f"{hot['large']:,} ({LIVE:,} live in both)",
+        ),
+        Measurement(
+            "queue restart CPU time (all threads; steadier than wall time on a busy machine)",
+            restarts["small"]["cpu_seconds"],
+            restarts["large"]["cpu_seconds"],
+            "s",
+            2.0,
         ),
         Measurement(
             "queue restart RSS",
