@@ -62,8 +62,9 @@ before = rss("VmRSS:")
 started, cpu = time.perf_counter(), time.process_time()
 queue = RequestQueue(sys.argv[1], QueueConfig())
 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "rss_mb": rss("VmRSS:"), "peak_mb": rss("VmHWM:"),
-                  "imports_mb": before, "live": len(queue.core.live_requests())}))
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "rss_mb": rss("VmRSS:"),
+                  "peak_mb": rss("VmHWM:"), "imports_mb": before,
+                  "live": len(queue.core.live_requests())}))
 """
 
 
