@@ -20,6 +20,9 @@ DEFAULT_MONITOR_PORT = 8266
 GATEWAY_NODE_RESOURCE = "v6ray_gateway"
 
 REQUESTS_TABLE = "ib_requests"
+# Finished requests older than the queue's retention window, moved out of ``ib_requests``
+# so that a restart reads only recent ones; ``read_table("ib_requests")`` reads both.
+REQUESTS_ARCHIVE_TABLE = "ib_requests_archive"
 OPTION_SNAPSHOTS_TABLE = "option_snapshots"
 FUTURES_SNAPSHOTS_TABLE = "futures_snapshots"
 MARKET_BARS_TABLE = "market_bars"

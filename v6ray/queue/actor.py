@@ -57,9 +57,14 @@ class RequestQueue:
             data_dir,
             commit_retries=self.config.commit_retries,
             lock_timeout=self.config.journal_lock_timeout_seconds,
+            retention_days=self.config.retention_days,
         )
         self.core = QueueCore(self.config)
-        self.core.restore(journal.load_latest())
+        # Only live requests become objects. As many finished ones as the core keeps in
+        # memory stay rows until asked for; older ones are only counted (get() reads them
+        # from the journal). Counts cover the hot journal: archived requests are not in them.
+        live, finals, counts = journal.load_for_restore(self.config.terminal_cache_size)
+        self.core.restore(live, counts, finals.unbuilt())
         # A restored backlog is large and long-lived: keep the collector from rescanning it
         # in every full collection (a pause of ~90 ms per 30,000 requests, measured).
         # It holds no reference cycles, so nothing collectable is frozen with it.

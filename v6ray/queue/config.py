@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import os
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+# Finished requests whose last change is older than this many days leave the hot journal
+# for its archive (a restart reads only the former); V6RAY_QUEUE_RETENTION_DAYS overrides.
+DEFAULT_RETENTION_DAYS = 30.0
+RETENTION_ENV = "V6RAY_QUEUE_RETENTION_DAYS"
+
+
+def retention_days_from_env() -> float:
+    """``V6RAY_QUEUE_RETENTION_DAYS`` as days, or the default when it is unset or empty."""
+    text = os.environ.get(RETENTION_ENV, "").strip()
+    if not text:
+        return DEFAULT_RETENTION_DAYS
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{RETENTION_ENV} must be a number of days, got {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -42,9 +59,12 @@ class QueueConfig:
     journal_lock_timeout_seconds: float = 30.0
     # How often the actor expires leases and wakes up delayed retries without being asked.
     housekeeping_seconds: float = 1.0
+    # Journal: finished requests whose last change is older than this leave ib_requests for
+    # ib_requests_archive at the next compaction; get()/read_table still find them there.
+    retention_days: float = field(default_factory=retention_days_from_env)
 
     def __post_init__(self) -> None:
-        positive = ("lease_seconds", "aging_seconds", "housekeeping_seconds")
+        positive = ("lease_seconds", "aging_seconds", "housekeeping_seconds", "retention_days")
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"QueueConfig.{name} must be greater than 0")

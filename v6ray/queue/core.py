@@ -60,7 +60,11 @@ class QueueCore:
         self._clock = clock
         self._rng = rng or random.Random()
         self._live: dict[str, IBRequest] = {}  # PENDING and PROCESSING
-        self._final: OrderedDict[str, IBRequest] = OrderedDict()  # newest last, bounded
+        # Newest last, bounded. A final request restored from the journal may still be its
+        # row's index for ``_build_final``: made into the request on first use (most are
+        # never asked about, and building thousands would hold a restart up).
+        self._final: OrderedDict[str, IBRequest | int] = OrderedDict()
+        self._build_final: Callable[[int], IBRequest] | None = None
         self._by_key: dict[str, str] = {}  # dedup_key -> live request_id
         self._pending = PendingIndex(self.config.aging_seconds)
         self._leases: list[tuple[float, int, str]] = []  # (deadline, tie, request_id)
@@ -93,7 +97,15 @@ class QueueCore:
     # ------------------------------------------------------------------ reads
 
     def get(self, request_id: str) -> IBRequest | None:
-        return self._live.get(request_id) or self._final.get(request_id)
+        return self._live.get(request_id) or self._final_request(request_id)
+
+    def _final_request(self, request_id: str) -> IBRequest | None:
+        found = self._final.get(request_id)
+        if found is None or isinstance(found, IBRequest):
+            return found
+        assert self._build_final is not None
+        self._final[request_id] = request = self._build_final(found)  # keeps its place
+        return request
 
     def drain_changes(self) -> list[IBRequest]:
         """The new states since the last drain, oldest first; the caller journals them."""
@@ -217,7 +229,7 @@ class QueueCore:
     ) -> bool:
         request = self._live.get(request_id)
         if request is None:
-            done = self._final.get(request_id)
+            done = self._final_request(request_id)
             return bool(done and done.status is Status.SUCCESS and done.lease_owner == worker_id)
         if not self._holds(request, worker_id):
             return False
@@ -248,7 +260,7 @@ class QueueCore:
         self.tick(now)
         request = self._live.get(request_id)
         if request is None:
-            done = self._final.get(request_id)
+            done = self._final_request(request_id)
             return done.status if done else None
         if not self._holds(request, worker_id):
             return request.status
@@ -387,16 +399,37 @@ class QueueCore:
 
     # ------------------------------------------------------------------ rebuild
 
-    def restore(self, requests: Iterable[IBRequest]) -> None:
-        """Load the latest state of each request (from the journal) into an empty core."""
+    def restore(
+        self,
+        requests: Iterable[IBRequest],
+        counts: Counter[tuple[Status, RequestType, Priority]] | None = None,
+        unbuilt_finals: tuple[list[str], Callable[[int], IBRequest]] | None = None,
+    ) -> None:
+        """Load the latest state of each request (from the journal) into an empty core.
+
+        ``counts``, when given, are the counts by (status, type, priority) of a larger set
+        than ``requests`` (the journal's finished requests beyond the memory cache are
+        counted, not loaded); otherwise ``requests`` are counted. ``unbuilt_finals``:
+        the ids of final requests, the oldest first, newer than any final in ``requests``,
+        and ``build(index)`` making the request of the id at ``index``; they are cached
+        unbuilt, and built when first asked for.
+        """
         finals: list[IBRequest] = []
         live: list[IBRequest] = []
         for request in requests:
-            self.counts[(request.status, request.request_type, request.priority)] += 1
+            if counts is None:
+                self.counts[(request.status, request.request_type, request.priority)] += 1
             (finals if request.is_final else live).append(request)
+        if counts is not None:
+            self.counts.update(counts)
         finals.sort(key=lambda r: r.updated_at)
         for request in finals[len(finals) - self.config.terminal_cache_size:]:
             self._final[request.request_id] = request
+        if unbuilt_finals is not None and self.config.terminal_cache_size:
+            request_ids, self._build_final = unbuilt_finals
+            self._final.update(zip(request_ids, range(len(request_ids)), strict=True))
+        while len(self._final) > self.config.terminal_cache_size:
+            self._final.popitem(last=False)
         now = self._clock()
         for request in sorted(live, key=lambda r: r.created_at):
             self._live[request.request_id] = request

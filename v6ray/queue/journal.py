@@ -7,11 +7,15 @@ highest ``seq``; ``v6ray.read_table("ib_requests")`` applies that rule for reade
 Appends are hand-built Delta commits (``LocalAppender``): the queue pays one per
 acknowledged batch, and delta-rs's commit path costs 5-10 times more.
 
-Compaction rewrites the files it sees to their latest rows (``seq`` kept, so it keeps
-increasing) in one commit that removes exactly those files, then vacuums and checkpoints,
-so the file count and the log stay bounded. It runs beside appends, on its own thread:
-rows appended meanwhile are in files it does not remove, and their higher ``seq`` wins over
-anything it wrote.
+Compaction rewrites the files appended since the last one, with the day files of the
+days their requests were created, to their latest rows (``seq`` kept, so it keeps
+increasing) in one commit that removes exactly the files it read, then vacuums and
+checkpoints, so the file count and the log stay bounded. Finished requests older than the
+retention window move to ``ib_requests_archive`` in the same pass, and a restart reads only
+``ib_requests``: restart and compaction cost follow the recent work, not the history
+(``v6ray.queue.compaction``, ``v6ray.queue.archive``). It runs beside appends, on its own
+thread: rows appended meanwhile are in files it does not remove, and their higher ``seq``
+wins over anything it wrote.
 
 Only one ``Journal`` writes the table at a time, in any process: it holds the table's
 writer lock (``v6ray.storage.writer_lock``) from open to ``close`` (or its process's
@@ -26,7 +30,8 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,10 +42,13 @@ from deltalake import DeltaTable
 from v6ray import constants
 from v6ray.errors import SchemaMismatch, StorageError
 from v6ray.model import IBRequest, Priority, RequestType, Status, canonical_json, dedup_key
+from v6ray.queue.archive import RequestArchive
+from v6ray.queue.compaction import compact_journal, day_files
+from v6ray.queue.config import DEFAULT_RETENTION_DAYS
 from v6ray.storage import object_store_append
 from v6ray.storage.local_append import LocalAppender, remove_stale_files
 from v6ray.storage.location import is_uri, storage_options_for
-from v6ray.storage.reader import latest_requests, retry_vacuum_race
+from v6ray.storage.reader import latest_requests, retry_vacuum_race, with_archived_requests
 from v6ray.storage.schemas import IB_REQUESTS_SCHEMA, UTC_TIMESTAMP, table_path
 from v6ray.storage.writer_lock import writer_lock
 
@@ -70,8 +78,13 @@ class Journal:
         commit_retries: int = 5,
         lock_timeout: float = LOCK_TIMEOUT_SECONDS,
         stale_file_age: float = STALE_FILE_AGE_SECONDS,
+        retention_days: float = DEFAULT_RETENTION_DAYS,
     ) -> None:
         self.path = table_path(data_dir, constants.REQUESTS_TABLE)
+        # Finished requests last changed longer ago than this go to the archive.
+        self.retention = timedelta(days=retention_days)
+        self.archive = RequestArchive(data_dir, configuration=TABLE_CONFIGURATION,
+                                      stale_file_age=stale_file_age)
         self.commit_retries = commit_retries
         self.stale_file_age = stale_file_age
         # A table on object storage (s3://...) appends and compacts through deltalake's
@@ -127,14 +140,44 @@ class Journal:
     # ------------------------------------------------------------------ read
 
     def load_latest(self) -> list[IBRequest]:
-        """The latest state of every request; also positions ``seq`` after the last row."""
+        """The latest state of every request in the hot journal (not the archive); also
+        positions ``seq`` after the last row."""
+        live, finals, _ = self.load_for_restore(final_limit=None)
+        return [*live, *finals]
+
+    def load_for_restore(
+        self, final_limit: int | None
+    ) -> tuple[list[IBRequest], FinalRows, Counter[tuple[Status, RequestType, Priority]]]:
+        """What a restarting queue needs, from the hot journal only: every live request,
+        the rows of the ``final_limit`` most recently changed final ones (all for None),
+        oldest first, and the count of latest states by (status, type, priority) over the
+        whole hot journal.
+
+        Only live requests become objects: final ones stay rows until asked for, the rest
+        are counted in columns, so a restart over a long retention window does not pay
+        per finished request. Also positions ``seq`` after the last row of either table.
+        """
         frame = self._read_frame()
-        if frame.height:
-            self._next_seq = int(frame["seq"].max()) + 1
-        return [request_from_row(row) for row in latest_requests(frame).iter_rows(named=True)]
+        self._next_seq = max(int(frame["seq"].max() or 0), self.archive.max_seq()) + 1
+        latest = latest_requests(frame)
+        final = latest["status"].is_in([s.value for s in Status if s.is_final])
+        live_rows = latest.filter(~final)
+        final_rows = latest.filter(final).sort("updated_at")
+        if final_limit is not None:
+            final_rows = final_rows.tail(final_limit)
+        counts: Counter[tuple[Status, RequestType, Priority]] = Counter()
+        grouped = latest.group_by(["status", "request_type", "priority"]).len()
+        for status, rtype, priority, n in grouped.iter_rows():
+            counts[(Status(status), RequestType(rtype), Priority(priority))] = n
+        return (
+            [request_from_row(row) for row in live_rows.iter_rows(named=True)],
+            FinalRows(final_rows),
+            counts,
+        )
 
     def lookup(self, request_id: str) -> IBRequest | None:
-        """One request's latest state, read from the table (for ones evicted from memory)."""
+        """One request's latest state, read from the table (for ones evicted from memory);
+        a request not in the hot journal is looked for in the archive (a slower read)."""
 
         def read() -> pl.DataFrame:  # a compaction may vacuum files under this snapshot
             self._table.update_incremental()
@@ -142,7 +185,11 @@ class Journal:
                 self._table.to_pyarrow_table(filters=[("request_id", "=", request_id)])
             )
 
+        # Hot first, archive second: a move commits to the archive before it leaves the
+        # hot journal, so a request moving meanwhile is found in one or the other.
         frame = retry_vacuum_race(read)
+        if not frame.height:
+            frame = read_archived(self.archive.path, request_id)
         if not frame.height:
             return None
         return request_from_row(frame.sort("seq").row(-1, named=True))
@@ -170,8 +217,11 @@ class Journal:
         self.commits_since_compaction += 1
         self.files += 1
 
-    def compact(self) -> dict[str, Any]:
-        """Rewrite to the latest row per request, vacuum old files, checkpoint the log.
+    def compact(self, now: float | None = None) -> dict[str, Any]:
+        """Rewrite what changed since the last compaction to the latest row per request,
+        move finished requests older than the retention window to the archive, vacuum the
+        replaced files, checkpoint the log (``v6ray.queue.compaction``). ``now``: epoch
+        seconds the window ends at (the clock by default).
 
         Safe to run on another thread than ``append`` (see the module doc); not twice at once.
         """
@@ -179,46 +229,16 @@ class Journal:
             raise StorageError(constants.REQUESTS_TABLE, "the journal is closed")
         if self.on_object_store:
             return self._compact_object_store()
-        started = time.monotonic()
         self.commits_since_compaction = 0  # appends from now on count toward the next one
-        # Its own snapshot (the append thread's table is not shared); listing the log while
-        # appends link new entries can see a gap, which a second listing does not.
-        table = retry_vacuum_race(lambda: DeltaTable(self.path))
-        seen = pa.table(table.get_add_actions(flatten=True))
-        paths = seen["path"].to_pylist()
-        frame = pl.from_arrow(table.to_pyarrow_table())
-        latest = latest_requests(frame, keep_journal_columns=True)
-        now_ms = int(time.time() * 1000)
-        removes = [
-            {"remove": {"path": path, "deletionTimestamp": now_ms, "dataChange": True,
-                        "extendedFileMetadata": True, "partitionValues": {}, "size": size}}
-            for path, size in zip(paths, seen["size_bytes"].to_pylist(), strict=True)
-        ]
-        if latest.height:
-            data = latest.to_arrow().cast(IB_REQUESTS_SCHEMA)
-            self._retrying(lambda: self._appender.commit(
-                [{"add": self._appender.write_file(data)}, *removes], operation="OPTIMIZE"))
-        # Vacuum with zero retention, by hand: the files just removed go now (a reader
-        # racing this retries, see v6ray.storage.reader). deltalake's vacuum would also
-        # commit, and its commit loses every race against a busy append thread.
-        removed = self._delete_files(paths) if latest.height else []
-        # Checkpoint and log cleanup commit nothing, and cleanup drops only entries before
-        # the checkpoint, all older than the appends' next version: no race to lose.
-        retry_vacuum_race(table.update_incremental)
-        removed += remove_stale_files(self.path, table, min_age_seconds=self.stale_file_age)
-        table.create_checkpoint()
-        table.cleanup_metadata()
-        self.files = len(table.file_uris())
-        return {
-            "rows_before": frame.height,
-            "rows_after": latest.height,
-            "files_removed": len(removed),
-            "files": self.files,
-            "version": table.version(),
-            "seconds": round(time.monotonic() - started, 3),
-        }
+        report = compact_journal(self, time.time() if now is None else now)
+        self.files = report["files"]
+        return report
 
     def _compact_object_store(self) -> dict[str, Any]:
+        # The whole table rewritten to its latest rows through deltalake, nothing archived:
+        # the day-file tiers and the archive's crash-safe move (``v6ray.queue.compaction``,
+        # ``v6ray.queue.archive``) are built on a POSIX file system (hard links, a manifest
+        # file, os.remove). On object storage a restart still reads all history.
         self.commits_since_compaction = 0
 
         def keep_latest(frame: pl.DataFrame) -> pa.Table:
@@ -230,15 +250,14 @@ class Journal:
         self.files = done["files"]
         return done
 
-    def _delete_files(self, names: list[str]) -> list[str]:
-        deleted = []
-        for name in names:
-            try:
-                os.remove(os.path.join(self.path, name))
-            except FileNotFoundError:
-                continue
-            deleted.append(name)
-        return deleted
+    def commit_rewrite(self, kept: pl.DataFrame, removes: list[dict[str, Any]]) -> None:
+        """Publish a compaction: ``kept`` as day files, ``removes`` in the same commit."""
+        def commit() -> None:  # a refused commit deleted its files: write them again
+            adds = [{"add": self._appender.write_file(rows, name_prefix=prefix)}
+                    for prefix, rows in day_files(kept)]
+            self._appender.commit([*adds, *removes], operation="OPTIMIZE")
+
+        self._retrying(commit)
 
     def _retrying(self, commit: Callable[[], Any]) -> None:
         attempt = 0
@@ -264,8 +283,31 @@ class Journal:
         }
 
 
+class FinalRows:
+    """Rows of final requests, each made into its ``IBRequest`` only when asked for (a
+    restarting queue keeps thousands of them for ``get``/``wait``; few are ever asked)."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self._frame = frame
+        self.request_ids: list[str] = frame["request_id"].to_list()
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
+
+    def __iter__(self) -> Iterator[IBRequest]:
+        return (self.build(index) for index in range(len(self.request_ids)))
+
+    def build(self, index: int) -> IBRequest:
+        return request_from_row(self._frame.row(index, named=True))
+
+    def unbuilt(self) -> tuple[list[str], Callable[[int], IBRequest]]:
+        """The ids, in order, and how to build each (``QueueCore.restore``'s unbuilt finals)."""
+        return self.request_ids, self.build
+
+
 def read_requests(data_dir: str | os.PathLike[str]) -> list[IBRequest]:
-    """The latest state of every journaled request, read without the writer lock."""
+    """The latest state of every journaled request, archived ones too, read without the
+    writer lock."""
     path = table_path(data_dir, constants.REQUESTS_TABLE)
     options = storage_options_for(path)
     if not DeltaTable.is_deltatable(path, storage_options=options):
@@ -273,7 +315,18 @@ def read_requests(data_dir: str | os.PathLike[str]) -> list[IBRequest]:
     frame = retry_vacuum_race(
         lambda: pl.from_arrow(DeltaTable(path, storage_options=options).to_pyarrow_table())
     )
+    frame = with_archived_requests(frame, os.fspath(data_dir))
     return [request_from_row(row) for row in latest_requests(frame).iter_rows(named=True)]
+
+
+def read_archived(archive_path: str, request_id: str) -> pl.DataFrame:
+    """The archive's rows of ``request_id`` (none when there is no archive yet): a read of
+    every archive file's request_id column, slower than the hot journal's, and rare (ids
+    of requests finished before the retention window)."""
+    if not DeltaTable.is_deltatable(archive_path):
+        return pl.DataFrame(IB_REQUESTS_SCHEMA.empty_table())
+    return retry_vacuum_race(lambda: pl.from_arrow(DeltaTable(archive_path).to_pyarrow_table(
+        filters=[("request_id", "=", request_id)])))
 
 
 # ---------------------------------------------------------------------- conversions

@@ -78,13 +78,14 @@ class LocalAppender:
         """Commit ``data`` as one new data file; returns the table version it created."""
         return self.commit([{"add": self.write_file(data)}], operation="WRITE")
 
-    def write_file(self, data: pa.Table) -> dict[str, Any]:
+    def write_file(self, data: pa.Table, *, name_prefix: str = "part-00000") -> dict[str, Any]:
         """Write ``data`` as a flushed data file; returns the ``add`` action naming it.
 
+        ``name_prefix`` starts the file's name (the journal tells its tiers apart by it).
         ``SchemaMismatch`` (nothing written) if the rows do not fit the table's schema.
         """
         self._check_schema(data)
-        name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+        name = f"{name_prefix}-{uuid.uuid4()}-c000.snappy.parquet"
         file_path = os.path.join(self.path, name)
         with open(file_path, "wb") as sink:
             pq.write_table(data, sink, compression="snappy")

@@ -39,7 +39,7 @@ from v6ray import constants
 from v6ray.instruments import bar_series
 from v6ray.storage.layout import with_partition_columns
 from v6ray.storage.location import storage_options_for
-from v6ray.storage.schemas import conform, table_path, table_spec
+from v6ray.storage.schemas import conform, requests_archive_path, table_path, table_spec
 
 log = logging.getLogger(__name__)
 
@@ -130,20 +130,29 @@ def _fill_bar_identity(
 def _request_parameters(
     data_dir: str, storage_options: dict[str, str] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """request_id → parameters of every request in ``ib_requests`` ({} when there is none).
+    """request_id → parameters of every request in ``ib_requests`` and its archive ({} when
+    there is none).
 
     Parameters never change over a request's life, so any journal row of it will do.
     """
+    columns = ["request_id", "parameters"]
     try:
         if storage_options is None:
             storage_options = storage_options_for(data_dir)
         journal = DeltaTable(
             table_path(data_dir, constants.REQUESTS_TABLE), storage_options=storage_options
         )
-        table = journal.to_pyarrow_table(columns=["request_id", "parameters"])
+        table = journal.to_pyarrow_table(columns=columns)
     except (TableNotFoundError, DeltaError, OSError) as exc:
         log.warning("no ib_requests to migrate from (%s): old bars get default identity", exc)
         return {}
+    archive = requests_archive_path(data_dir)
+    # old bars were mostly written by old requests
+    if DeltaTable.is_deltatable(archive, storage_options=storage_options):
+        archived = DeltaTable(archive, storage_options=storage_options).to_pyarrow_table(
+            columns=columns
+        )
+        table = pa.concat_tables([table, archived])
     out: dict[str, dict[str, Any]] = {}
     for rid, text in zip(table.column("request_id").to_pylist(),
                          table.column("parameters").to_pylist(), strict=True):

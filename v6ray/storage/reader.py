@@ -18,7 +18,7 @@ from v6ray.config import Settings
 from v6ray.errors import NoTables
 from v6ray.storage import location, migrations
 from v6ray.storage.layout import without_partition_columns
-from v6ray.storage.schemas import TABLES, table_path, table_spec
+from v6ray.storage.schemas import TABLES, requests_archive_path, table_path, table_spec
 
 # A reader can load a table version whose files a compaction has just vacuumed (the queue
 # vacuums with zero retention), or whose log entries its cleanup has just removed (delta-rs
@@ -62,8 +62,23 @@ def read_table(
     rows = without_partition_columns(rows, spec.partitions)  # storage detail, not contract
     frame = pl.DataFrame(rows)
     if spec.name == constants.REQUESTS_TABLE:
-        return latest_requests(frame)
+        return latest_requests(with_archived_requests(frame, tables_dir))
     return frame
+
+
+def with_archived_requests(hot: pl.DataFrame, tables_dir: str) -> pl.DataFrame:
+    """``hot`` (rows of ``ib_requests``, read already) plus the rows of its archive.
+
+    The queue moves a request by committing it to the archive first and removing it from
+    ``ib_requests`` after (``v6ray.queue.archive``); reading ``ib_requests`` before the
+    archive therefore sees every request at least once, whenever the move happens. A
+    request seen in both is the same final row (same ``seq``): ``latest_requests`` keeps one.
+    """
+    path = requests_archive_path(tables_dir)
+    archived = _read_delta(path, location.storage_options_for(path))
+    if archived is None or not archived.num_rows:
+        return hot
+    return pl.concat([hot, pl.DataFrame(archived).select(hot.columns)], how="vertical_relaxed")
 
 
 def tables_home(root: str, name: str, storage_options: dict[str, str] | None = None) -> str:

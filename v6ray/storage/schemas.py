@@ -232,3 +232,8 @@ def table_path(data_dir: str | os.PathLike[str], name: str) -> str:
     """Location of a registered table under ``data_dir`` (a folder, or a URI under an
     object-store root: ``location.join``); unknown names raise ``UnknownTable``."""
     return location.join(data_dir, table_spec(name).name)
+
+
+def requests_archive_path(data_dir: str | os.PathLike[str]) -> str:
+    """Location of ``ib_requests``' archive (same schema; part of that table for readers)."""
+    return location.join(data_dir, constants.REQUESTS_ARCHIVE_TABLE)
