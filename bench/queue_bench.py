@@ -259,7 +259,8 @@ def journal_append_ms(data_dir: str, appends: int) -> list[float]:
 
 
 def journal_append_comparison(appends: int) -> None:
-    local = journal_append_ms(tempfile.mkdtemp(prefix="v6ray-bench-journal-"), appends)
+    with tempfile.TemporaryDirectory(prefix="v6ray-bench-journal-") as local_dir:
+        local = journal_append_ms(local_dir, appends)
     with moto_s3() as s3_dir:
         remote = journal_append_ms(s3_dir, appends)
     local_p50, remote_p50 = statistics.median(local), statistics.median(remote)

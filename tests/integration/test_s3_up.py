@@ -4,8 +4,8 @@ secret anywhere it could leak to.
 The AWS secret is a distinctive canary (moto takes any credentials). `up` starts its own
 Ray cluster, whose workers read the credentials from the environment they inherit, as on
 a real node; the test then looks for the canary in every output of every command, in
-every object of the bucket and in every file of the local state folder (state record,
-scheduler state, Ray's session logs).
+every object of the bucket, in every file of the local state folder (state record,
+scheduler state, the head's log) and of Ray's session folder (every worker's log).
 """
 
 from __future__ import annotations
@@ -60,6 +60,13 @@ def bucket_objects(bucket: str) -> dict[str, bytes]:
     return objects
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:  # a socket, or a file Ray just rotated away
+        return b""
+
+
 @pytest.mark.timeout(900)
 def test_up_on_s3_fills_the_tables_and_leaks_no_secret(s3_data_dir, tmp_path, monkeypatch):
     canary = f"canary-secret-{uuid.uuid4().hex}"
@@ -100,6 +107,12 @@ def test_up_on_s3_fills_the_tables_and_leaks_no_secret(s3_data_dir, tmp_path, mo
         compacted = run("compact", "--data-dir", s3_data_dir, timeout=400)
         assert compacted.returncode == 0, compacted.stderr
         assert "ib_requests: compacted by the queue" in compacted.stdout
+        # Ray's own session folder (logs of every worker that touched S3), before `down`
+        # removes it.
+        ray_files = [p for p in Path(state["head_temp_dir"]).rglob("*") if p.is_file()]
+        assert any(p.name.startswith("worker-") for p in ray_files)
+        in_ray_logs = [str(p) for p in ray_files if canary.encode() in _read(p)]
+        assert not in_ray_logs
     finally:
         down = run("down", "--data-dir", s3_data_dir, timeout=300)
     assert down.returncode == 0, down.stdout + down.stderr
@@ -112,6 +125,6 @@ def test_up_on_s3_fills_the_tables_and_leaks_no_secret(s3_data_dir, tmp_path, mo
     leaked = [
         str(path)
         for path in (tmp_path / "state").rglob("*")
-        if path.is_file() and canary.encode() in path.read_bytes()
+        if path.is_file() and canary.encode() in _read(path)
     ]
     assert not leaked
