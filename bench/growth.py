@@ -30,6 +30,7 @@ from growth_measure import Measurement  # noqa: E402
 # Section name -> the bench/ module measuring it: ``run(quick: bool) -> list[Measurement]``.
 SECTIONS: dict[str, str] = {
     "queue": "growth_queue",  # queue restart and journal compaction over 10k vs 1M requests
+    "merge": "growth_merge",  # one 390-bar market_bars MERGE into 10k vs 5M rows
 }
 
 

@@ -38,7 +38,9 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
 REPO = str(Path(__file__).resolve().parents[1])
-sys.path.insert(0, REPO)  # run from a checkout
+sys.path[:0] = [REPO, str(Path(__file__).resolve().parent)]  # a checkout: its v6ray, bench/
+
+from growth_measure import Measurement  # noqa: E402
 
 from v6ray.storage.layout import with_partition_columns  # noqa: E402
 from v6ray.storage.schemas import conform, table_path, table_spec  # noqa: E402
@@ -193,6 +195,23 @@ def report(result: dict[str, object]) -> str:
         f" same bars again {result['update_ratio']:.2f} (goal <= 2)"
     )
     return "\n".join(lines)
+
+
+def run(quick: bool) -> list[Measurement]:
+    """``bench/growth.py``'s "merge" section: the same figures as ``main``."""
+    result = measure_merge(large=500_000 if quick else 5_000_000, rounds=2 if quick else 5)
+    few: MergeTimes = result["small"]  # type: ignore[assignment]
+    many: MergeTimes = result["large"]  # type: ignore[assignment]
+    note = (
+        f"{few.rows:,} rows in {few.files} files vs {many.rows:,} rows in {many.files} files;"
+        f" new bars read {few.files_scanned} vs {many.files_scanned} files"
+    )
+    return [
+        Measurement("market_bars MERGE, 390 new bars", few.insert_seconds * 1e3,
+                    many.insert_seconds * 1e3, "ms", goal_ratio=2, note=note),
+        Measurement("market_bars MERGE, the same 390 bars again", few.update_seconds * 1e3,
+                    many.update_seconds * 1e3, "ms", goal_ratio=2),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
