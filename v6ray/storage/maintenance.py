@@ -11,12 +11,19 @@ import time
 from typing import Any
 
 from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
+from v6ray.backoff import backoff_delay
 from v6ray.storage.schemas import TABLES, table_path, table_spec
 
 # Keep a week of old files by default so a reader time-travelling a little is not broken.
 DEFAULT_RETENTION_HOURS = 168
+# Compacting a table the writers are merging into: a MERGE that rewrote a file the compaction
+# read makes delta-rs refuse the compaction's commit ("a concurrent transaction deleted data
+# this operation read"); the compaction is redone on the new version, as writers redo a MERGE.
+COMPACT_ATTEMPTS = 8
+COMPACT_RETRY_BASE_SECONDS = 0.1
+COMPACT_RETRY_CAP_SECONDS = 2.0
 
 
 def compact_table(
@@ -31,7 +38,7 @@ def compact_table(
         return {"table": table, "exists": False}
     version_before = delta.version()
     files_before = len(delta.file_uris())
-    metrics = delta.optimize.compact()
+    delta, metrics = _compact_retrying(delta)
     removed = delta.vacuum(
         retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False
     )
@@ -48,6 +55,23 @@ def compact_table(
         "files_vacuumed": len(removed),
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _compact_retrying(delta: DeltaTable) -> tuple[DeltaTable, dict[str, Any]]:
+    """Compact, redone on a fresh snapshot when a concurrent MERGE wins the commit."""
+    for attempt in range(1, COMPACT_ATTEMPTS + 1):
+        try:
+            return delta, delta.optimize.compact()
+        except CommitFailedError:
+            if attempt == COMPACT_ATTEMPTS:
+                raise
+            time.sleep(
+                backoff_delay(
+                    attempt, base=COMPACT_RETRY_BASE_SECONDS, cap=COMPACT_RETRY_CAP_SECONDS
+                )
+            )
+            delta = DeltaTable(delta.table_uri)  # plan the next attempt on the latest version
+    raise AssertionError("unreachable")
 
 
 def compact_all(data_dir: str, **kwargs: Any) -> list[dict[str, Any]]:
