@@ -31,6 +31,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from v6ray import constants
+from v6ray.backoff import backoff_delay
 from v6ray.storage.location import storage_options_for
 from v6ray.storage.schemas import TABLES, TableSpec, table_path, table_spec
 
@@ -41,7 +42,12 @@ DEFAULT_RETENTION_HOURS = 168
 # The nightly job compacts partitions that received files in this many days (a missed
 # night or a long weekend is caught up; older partitions were compacted back then).
 DEFAULT_RECENT_DAYS = 4
-COMPACT_ATTEMPTS = 5  # a compaction that lost a commit race to a writer is redone
+# Compacting a table the writers are merging into: a MERGE that rewrote a file the compaction
+# read makes delta-rs refuse the compaction's commit ("a concurrent transaction deleted data
+# this operation read"); the compaction is redone on the new version, as writers redo a MERGE.
+COMPACT_ATTEMPTS = 8
+COMPACT_RETRY_BASE_SECONDS = 0.1
+COMPACT_RETRY_CAP_SECONDS = 2.0
 # The request journal is compacted by the queue actor only (``v6ray compact`` asks it).
 RESULT_TABLES = tuple(name for name in TABLES if name != constants.REQUESTS_TABLE)
 
@@ -135,7 +141,11 @@ def _compact(delta: DeltaTable, filters: list | None) -> dict[str, int]:
                 if attempt == COMPACT_ATTEMPTS:
                     raise
                 log.info("compaction of %s lost a race (%s); again", partition, exc)
-                time.sleep(0.1 * attempt)
+                time.sleep(
+                    backoff_delay(
+                        attempt, base=COMPACT_RETRY_BASE_SECONDS, cap=COMPACT_RETRY_CAP_SECONDS
+                    )
+                )
         for key in totals:
             totals[key] += int(metrics.get(key, 0))
     return totals
