@@ -90,10 +90,12 @@ def merge_rows(
     max_attempts: int = MAX_COMMIT_ATTEMPTS,
     rng: random.Random | None = None,
 ) -> dict[str, Any]:
-    """Merge ``rows`` into ``table`` under ``data_dir``; returns {table, rows, delta_version}.
+    """Merge ``rows`` into ``table`` under ``data_dir``; returns {table, rows, delta_version,
+    conflicts}.
 
-    ``rows`` is the number of distinct keys written. Raises ``StorageError`` after
-    ``max_attempts`` conflicting commits or on a schema mismatch.
+    ``rows`` is the number of distinct keys written; ``conflicts`` the commits retried
+    because another writer (on this node or any other) committed first. Raises
+    ``StorageError`` after ``max_attempts`` conflicting commits or on a schema mismatch.
     """
     spec = table_spec(table)
     batch = dedupe_last(conform(rows, spec.schema), spec.key_columns)
@@ -115,7 +117,12 @@ def merge_rows(
                     .execute()
                 )
             writer_committed(table, batch.num_rows, time.monotonic() - started, attempt - 1)
-            return {"table": table, "rows": batch.num_rows, "delta_version": delta.version()}
+            return {
+                "table": table,
+                "rows": batch.num_rows,
+                "delta_version": delta.version(),
+                "conflicts": attempt - 1,  # commits retried after another writer's commit
+            }
         except SchemaMismatchError as exc:
             raise StorageError(table, f"schema mismatch: {exc}") from None
         except (CommitFailedError, DeltaError, TableNotFoundError, OSError) as exc:
@@ -134,6 +141,14 @@ def _merge_rows_task(data_dir: str, table: str, rows: pa.Table, **options: Any) 
     return merge_rows(data_dir, table, rows, **options)
 
 
-write_rows = ray.remote(num_cpus=0.25, max_retries=3, retry_exceptions=[StorageError])(
-    _merge_rows_task
-)
+# SPREAD: under load the writer tasks go to every node with CPU, not only the gateway's
+# node (Ray's default packs tasks onto the caller's node while it has room). A writer may
+# run anywhere because every node reaches the same data root (``placement`` refuses a
+# local-path data root on a multi-node cluster). Retried on a lost node as on a
+# StorageError: the MERGE is idempotent, so a task redone elsewhere adds no duplicate.
+write_rows = ray.remote(
+    num_cpus=0.25,
+    max_retries=3,
+    retry_exceptions=[StorageError],
+    scheduling_strategy="SPREAD",
+)(_merge_rows_task)

@@ -1,0 +1,173 @@
+"""A real multi-node Ray cluster on this machine: a head and worker raylets, each its own
+``ray start --block`` process group with its own ports and temp dir.
+
+Why not ``ray.cluster_utils.Cluster``: it writes ``/tmp/ray/ray_current_cluster``, which a
+bare ``ray.init()`` of anyone else on the machine would then join. Every process here is
+started in its own session, so a node is killed (a crash: SIGKILL to its raylet and
+everything else it started) or stopped by signalling exactly its process group, never by
+``ray stop`` (which would end other people's clusters too).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from v6ray.cluster import free_port, reachable
+
+START_TIMEOUT = 120.0  # `ray start` takes ~5 s idle; CI's 2 cores run three of them
+STOP_TIMEOUT = 30.0
+
+
+@dataclass
+class RayNode:
+    name: str
+    command: list[str]
+    log_path: Path
+    temp_dir: str
+    resources: dict[str, float] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class LocalRayCluster:
+    """Head plus workers on 127.0.0.1, all sharing ``env`` (AWS_*, auth) with the tests."""
+
+    def __init__(self, workdir: Path, env: dict[str, str], *, num_cpus: int = 1) -> None:
+        self.workdir = workdir
+        self.env = {**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # bind 127.0.0.1 only
+        self.env.pop("RAY_ADDRESS", None)
+        self.num_cpus = num_cpus
+        self.nodes: dict[str, RayNode] = {}
+        self.address = f"127.0.0.1:{free_port()}"
+
+    # ------------------------------------------------------------------ start
+
+    def start_head(self) -> RayNode:
+        port = self.address.rsplit(":", 1)[1]
+        return self._start(
+            "head",
+            [
+                "--head", f"--port={port}",
+                "--dashboard-host=127.0.0.1", f"--dashboard-port={free_port()}",
+                f"--ray-client-server-port={free_port()}",
+            ],
+            {},
+        )  # fmt: skip
+
+    def add_worker(self, name: str, resources: dict[str, float] | None = None) -> RayNode:
+        return self._start(name, [f"--address={self.address}"], resources or {})
+
+    def restart(self, name: str) -> RayNode:
+        """Start a killed node again, with the same resources and a fresh temp dir."""
+        node = self.nodes[name]
+        return self.add_worker(name, node.resources)
+
+    def _start(self, name: str, role: list[str], resources: dict[str, float]) -> RayNode:
+        temp_dir = f"/tmp/v6t-{secrets.token_hex(3)}"  # short: unix socket paths live here
+        log_path = self.workdir / f"ray-{name}.log"
+        command = [
+            sys.executable, "-m", "ray.scripts.scripts", "start", "--block", *role,
+            "--node-ip-address=127.0.0.1",
+            f"--num-cpus={self.num_cpus}",
+            f"--object-store-memory={100 * 1024 * 1024}",
+            f"--node-manager-port={free_port()}",
+            f"--object-manager-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}",
+            f"--temp-dir={temp_dir}",
+            "--disable-usage-stats",
+        ]  # fmt: skip
+        if resources:
+            command.append(f"--resources={json.dumps(resources)}")
+        node = RayNode(name, command, log_path, temp_dir, dict(resources))
+        with open(log_path, "ab") as log:
+            node.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=str(self.workdir),
+                start_new_session=True,  # its own process group: killed as one node
+            )
+        self.nodes[name] = node
+        self._wait_started(node)
+        return node
+
+    def _wait_started(self, node: RayNode) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if not node.alive:
+                raise RuntimeError(f"ray node {node.name} exited: {_tail(node.log_path)}")
+            started = "Ray runtime started" in node.log_path.read_text(errors="replace")
+            if started and reachable(self.address, timeout=0.5):
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"ray node {node.name} did not start: {_tail(node.log_path)}")
+
+    # ------------------------------------------------------------------ faults / stop
+
+    def kill(self, name: str) -> None:
+        """Crash a node: SIGKILL its raylet and every process it started, at once."""
+        node = self.nodes[name]
+        if node.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(node.process.pid, signal.SIGKILL)
+            node.process.wait(timeout=STOP_TIMEOUT)
+            _kill_leftovers(node)
+
+    def stop(self, name: str) -> None:
+        """Stop a node as `ray start --block` does on SIGTERM, SIGKILL what is left."""
+        node = self.nodes[name]
+        if node.alive:
+            node.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                node.process.wait(timeout=STOP_TIMEOUT)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if node.process is not None:
+                os.killpg(node.process.pid, signal.SIGKILL)
+        if node.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                node.process.wait(timeout=STOP_TIMEOUT)
+        _kill_leftovers(node)
+        shutil.rmtree(node.temp_dir, ignore_errors=True)
+
+    def shutdown(self) -> None:
+        """Workers first, the head (GCS) last."""
+        for name in [n for n in self.nodes if n != "head"] + ["head"]:
+            if name in self.nodes:
+                self.stop(name)
+
+
+def _kill_leftovers(node: RayNode) -> None:
+    """Processes of the node that left its session (none expected) still name its temp dir."""
+    marker = node.temp_dir.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if marker in (entry / "cmdline").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+def _tail(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line]
+    except OSError:
+        return "(no log)"
+    return " | ".join(lines[-5:])
