@@ -75,7 +75,7 @@ def ray_nodes(tmp_path_factory, s3_server):
         "V6RAY_METRICS": "0",  # metrics export is tested elsewhere; spare the 2 cores
     }
     nodes = LocalRayCluster(workdir, {**os.environ, **env})
-    with patched_environ({**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}):
+    with patched_environ(env):
         try:
             nodes.start_head()
             nodes.add_worker("gateway", {GATEWAY_NODE_RESOURCE: 1})

@@ -1,6 +1,13 @@
 """A real multi-node Ray cluster on this machine: a head and worker raylets, each its own
 ``ray start --block`` process group with its own ports and temp dir.
 
+The nodes use the machine's own address, not 127.0.0.1: Ray's single-machine switch
+(``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, what keeps a one-node v6ray on loopback) makes
+``ray start`` refuse to add a worker, and without it Ray rewrites 127.0.0.1 to the
+machine's address anyway. So this is what a real cluster is: nodes reaching each other by
+address, with Ray token auth on (only holders of the module's token run code); the
+dashboard still binds 127.0.0.1.
+
 Why not ``ray.cluster_utils.Cluster``: it writes ``/tmp/ray/ray_current_cluster``, which a
 bare ``ray.init()`` of anyone else on the machine would then join. Every process here is
 started in its own session, so a node is killed (a crash: SIGKILL to its raylet and
@@ -16,6 +23,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +34,7 @@ from v6ray.cluster import free_port, reachable
 
 START_TIMEOUT = 120.0  # `ray start` takes ~5 s idle; CI's 2 cores run three of them
 STOP_TIMEOUT = 30.0
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 @dataclass
@@ -47,11 +56,12 @@ class LocalRayCluster:
 
     def __init__(self, workdir: Path, env: dict[str, str], *, num_cpus: int = 1) -> None:
         self.workdir = workdir
-        self.env = {**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # bind 127.0.0.1 only
+        self.env = dict(env)
         self.env.pop("RAY_ADDRESS", None)
         self.num_cpus = num_cpus
         self.nodes: dict[str, RayNode] = {}
-        self.address = f"127.0.0.1:{free_port()}"
+        self.ip = machine_ip()
+        self.address = f"{self.ip}:{free_port(self.ip)}"
 
     # ------------------------------------------------------------------ start
 
@@ -80,7 +90,7 @@ class LocalRayCluster:
         log_path = self.workdir / f"ray-{name}.log"
         command = [
             sys.executable, "-m", "ray.scripts.scripts", "start", "--block", *role,
-            "--node-ip-address=127.0.0.1",
+            f"--node-ip-address={self.ip}",
             f"--num-cpus={self.num_cpus}",
             f"--object-store-memory={100 * 1024 * 1024}",
             f"--node-manager-port={free_port()}",
@@ -95,13 +105,15 @@ class LocalRayCluster:
         if resources:
             command.append(f"--resources={json.dumps(resources)}")
         node = RayNode(name, command, log_path, temp_dir, dict(resources))
+        env = dict(self.env)
+        env.pop(SINGLE_MACHINE_ENV, None)
         with open(log_path, "ab") as log:
             node.process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=self.env,
+                env=env,
                 cwd=str(self.workdir),
                 start_new_session=True,  # its own process group: killed as one node
             )
@@ -152,6 +164,14 @@ class LocalRayCluster:
         for name in [n for n in self.nodes if n != "head"] + ["head"]:
             if name in self.nodes:
                 self.stop(name)
+
+
+def machine_ip() -> str:
+    """This machine's address on its default route (as Ray finds it: a UDP "connect"
+    sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.254", 9))  # TEST-NET-1: routed by the default route only
+        return probe.getsockname()[0]
 
 
 def _kill_leftovers(node: RayNode) -> None:
