@@ -1,24 +1,33 @@
 """Request queue throughput and latency, each beside a bare Ray actor measured the same way.
 
-    python bench/queue_bench.py [--quick]
+    python bench/queue_bench.py [--quick] [--journal-append-only]
 
 Starts a local Ray cluster, a RequestQueue on a temporary data dir (durable: every
 acknowledged submit is committed to Delta) and a ``BareQueue`` actor with the same
 methods and options that does no validation and no I/O. Each measurement runs the same
 call pattern against both, so the ratio shows what durability and the queue's logic cost
 over Ray's own per-call overhead on this machine. Not a test.
+
+It also times the journal's appends (50 rows each, no Ray) on local disk (the hand-built
+append) and on an S3 server (deltalake's conditional-put commit; moto's standalone server
+on 127.0.0.1, from the `test` extra), and prints the ratio object store / local.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import ray
@@ -30,6 +39,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, os.environ.get("P
 from v6ray.model import new_request  # noqa: E402
 from v6ray.queue.actor import MAX_CONCURRENCY, get_or_create_queue  # noqa: E402
 from v6ray.queue.config import QueueConfig  # noqa: E402
+from v6ray.queue.journal import Journal  # noqa: E402
 
 BATCH = 1_000
 CALLERS = 8
@@ -190,13 +200,91 @@ def verdict(ok: bool) -> str:
     return "MET" if ok else "MISSED"
 
 
+JOURNAL_ROWS = 50  # rows per journal append in the local / object-store comparison
+
+
+@contextlib.contextmanager
+def moto_s3() -> Iterator[str]:
+    """An empty bucket on moto's standalone S3 server (127.0.0.1); yields s3://bucket/data
+    with this process's AWS_* environment pointing at it. Stops the server afterwards."""
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true",
+           "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}  # fmt: skip
+    saved = {name: os.environ.get(name) for name in env}
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        os.environ.update(env)
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                     aws_access_key_id="bench", aws_secret_access_key="bench"
+                     ).create_bucket(Bucket="v6ray-bench")  # fmt: skip
+        yield "s3://v6ray-bench/data"
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def journal_append_ms(data_dir: str, appends: int) -> list[float]:
+    """Milliseconds per ``Journal.append`` of JOURNAL_ROWS new requests (after a warm-up)."""
+    journal = Journal(data_dir)
+    times = []
+    try:
+        for i in range(appends + 3):
+            batch = [new_request("futures_snapshot", f"J{i}X{j}") for j in range(JOURNAL_ROWS)]
+            started = time.perf_counter()
+            journal.append(batch)
+            if i >= 3:
+                times.append((time.perf_counter() - started) * 1e3)
+    finally:
+        journal.close()
+    return times
+
+
+def journal_append_comparison(appends: int) -> None:
+    local = journal_append_ms(tempfile.mkdtemp(prefix="v6ray-bench-journal-"), appends)
+    with moto_s3() as s3_dir:
+        remote = journal_append_ms(s3_dir, appends)
+    local_p50, remote_p50 = statistics.median(local), statistics.median(remote)
+    print(f"  journal append of {JOURNAL_ROWS} rows, {appends} appends each (no Ray): "
+          f"local disk (hand-built commit) p50 {local_p50:.1f} ms, p90 "
+          f"{percentile(local, 0.9):.1f} ms | S3 server on 127.0.0.1 (deltalake conditional-"
+          f"put commit, checkpoint every 10) p50 {remote_p50:.1f} ms, p90 "
+          f"{percentile(remote, 0.9):.1f} ms | ratio object store / local "
+          f"{remote_p50 / local_p50:.1f}x (p50), "
+          f"{statistics.fmean(remote) / statistics.fmean(local):.1f}x (mean)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke check)")
     parser.add_argument("--commit-interval", type=float, metavar="SECONDS",
                         help="the queue's commit_interval_seconds (default: QueueConfig's)")
+    parser.add_argument("--journal-append-only", action="store_true",
+                        help="only the journal append comparison, local disk vs S3 (no Ray)")
     args = parser.parse_args(argv)
     scale = 0.2 if args.quick else 1.0
+    if args.journal_append_only:
+        print(f"v6ray journal append benchmark: {os.cpu_count()} cores, one run")
+        journal_append_comparison(max(20, int(200 * scale)))
+        return 0
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
              configure_logging=False, namespace=f"bench-{uuid.uuid4().hex[:6]}")
@@ -257,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  journal: {journal['rows']:,} rows in {journal['commits']:,} commits "
           f"({journal['rows'] / max(1, journal['commits']):.0f} rows/commit)")
     ray.shutdown()
+    journal_append_comparison(max(20, int(200 * scale)))
     return 0
 
 

@@ -229,7 +229,9 @@ def _tables_dir(args: argparse.Namespace, settings: Settings) -> str:
     from v6ray import service
 
     base = settings.data_path
-    simulated = os.path.join(base, constants.SIMULATED_DATA_SUBDIR)
+    from v6ray.storage import location
+
+    simulated = location.join(base, constants.SIMULATED_DATA_SUBDIR)
     if getattr(args, "simulated", False):
         return simulated
     state = service.ServiceState.load(base)
@@ -253,7 +255,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     table_spec(args.table)  # UnknownTable (listing the known ones) before touching disk
     settings = _settings(args)
     directory = _tables_dir(args, settings)
-    if not os.path.isdir(directory):
+    from v6ray.storage.location import is_uri
+
+    # A folder can be checked up front; an object-store prefix has no such thing (read_table
+    # then says there are no tables there).
+    if not is_uri(directory) and not os.path.isdir(directory):
         raise CommandFailed(
             f"data dir {directory} does not exist (set --data-dir or "
             "V6RAY_DATA_DIR, or start with `v6ray up --simulate`)"

@@ -17,14 +17,15 @@ from datetime import UTC, datetime
 
 from v6ray import cluster, constants
 from v6ray.config import Settings
+from v6ray.storage import location
 
-STATE_SUBDIR = "_v6ray"
+STATE_SUBDIR = location.STATE_SUBDIR
 STATE_FILE = "service.json"
 
 
 @dataclass
 class ServiceState:
-    base_data_dir: str  # what --data-dir / V6RAY_DATA_DIR said (absolute)
+    base_data_dir: str  # what --data-dir / V6RAY_DATA_DIR said (absolute, or its URI)
     results_dir: str  # where the tables are: base, or base/simulated with --simulate
     ray_address: str
     owns_cluster: bool  # `up` started this Ray head, so `down` stops it
@@ -45,7 +46,8 @@ class ServiceState:
 
     @staticmethod
     def path(base_data_dir: str) -> str:
-        return os.path.join(base_data_dir, STATE_SUBDIR, STATE_FILE)
+        # On this machine even for an object-store data root (location.local_state_dir).
+        return os.path.join(location.local_state_dir(base_data_dir), STATE_FILE)
 
     def save(self) -> None:
         path = self.path(self.base_data_dir)
@@ -94,4 +96,4 @@ class ServiceState:
 def results_dir(settings: Settings, simulate: bool) -> str:
     """Simulated data never mixes with real data: it lives under <data-dir>/simulated."""
     base = settings.data_path
-    return os.path.join(base, constants.SIMULATED_DATA_SUBDIR) if simulate else base
+    return location.join(base, constants.SIMULATED_DATA_SUBDIR) if simulate else base

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from v6ray import constants
+from v6ray.storage.location import DataRoot
 
 _ENV = {
     "data_dir": "V6RAY_DATA_DIR",
@@ -47,6 +48,7 @@ class Settings:
             raise SettingsError(f"time_scale must be greater than 0, got {self.time_scale}")
         if not self.data_dir:
             raise SettingsError("data_dir must not be empty")
+        DataRoot.parse(self.data_dir)  # StorageConfigError naming V6RAY_DATA_DIR / --data-dir
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -65,7 +67,8 @@ class Settings:
 
     @property
     def data_path(self) -> str:
-        return os.path.abspath(os.path.expanduser(self.data_dir))
+        """The data root: an absolute local path, or the object-store URI as given."""
+        return DataRoot.parse(self.data_dir).uri
 
 
 def _convert(name: str, type_name: Any, raw: str, var: str) -> Any:

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from v6ray import cluster, constants, placement
-from v6ray.cli_state import STATE_SUBDIR, ServiceState, results_dir
+from v6ray.cli_state import ServiceState, results_dir
 from v6ray.config import Settings
 from v6ray.errors import NotRunning, V6RayError
 from v6ray.monitor.deploy import dashboard_token_hint, deploy_monitor
 from v6ray.observability.logs import LogSettings, logging_config
+from v6ray.storage import location
+from v6ray.storage.schemas import table_path
 
 __all__ = ["ServiceState", "UpOptions", "connect_service", "down", "results_dir", "up"]
 
@@ -78,7 +80,8 @@ def up(settings: Settings, options: UpOptions, out: TextIO = sys.stdout) -> int:
     import ray
 
     base = settings.data_path
-    os.makedirs(base, exist_ok=True)
+    if not location.is_uri(base):
+        os.makedirs(base, exist_ok=True)
     previous = ServiceState.load(base)
     alive = previous is not None and previous.cluster_alive()
     if alive and settings.ray_address and settings.ray_address != previous.ray_address:
@@ -170,7 +173,7 @@ def _start_or_join(settings: Settings, options: UpOptions, out: TextIO) -> Servi
             **common,
         )
     print("starting a local Ray cluster (127.0.0.1) ...", file=out, flush=True)
-    head = cluster.start_head(os.path.join(base, STATE_SUBDIR), num_cpus=options.num_cpus)
+    head = cluster.start_head(location.local_state_dir(base), num_cpus=options.num_cpus)
     state = ServiceState(
         ray_address=head.gcs_address,
         owns_cluster=True,
@@ -202,12 +205,12 @@ def _deploy(settings: Settings, options: UpOptions, state: ServiceState, out: Te
 
     data_dir = state.results_dir
     placement.check_shared_data_root(data_dir, ray.nodes())  # before anything is written
-    os.makedirs(data_dir, exist_ok=True)
+    if not location.is_uri(data_dir):
+        os.makedirs(data_dir, exist_ok=True)
     queue = get_or_create_queue(data_dir)
     ray.get(queue.ping.remote(), timeout=DEPLOY_TIMEOUT)
-    print(
-        f"RequestQueue ready (journal {os.path.join(data_dir, constants.REQUESTS_TABLE)})", file=out
-    )
+    journal = table_path(data_dir, constants.REQUESTS_TABLE)
+    print(f"RequestQueue ready (journal {journal})", file=out)
 
     host, port = settings.ib_host, settings.ib_port
     if options.simulate:
@@ -245,7 +248,7 @@ def _deploy(settings: Settings, options: UpOptions, state: ServiceState, out: Te
     if options.monitor:
         state.monitor_url, state.monitor_token_file = deploy_monitor(
             options.monitor_host, options.monitor_port,
-            os.path.join(state.base_data_dir, STATE_SUBDIR), {"simulate": options.simulate})
+            location.local_state_dir(state.base_data_dir), {"simulate": options.simulate})
         print("V6RayMonitor started", file=out, flush=True)
 
 

@@ -171,3 +171,57 @@ def test_error_pickles_and_is_a_v6ray_value_error():
 def test_a_data_root_pickles():
     root = DataRoot.parse(os.sep + "data")
     assert pickle.loads(pickle.dumps(root)) == root
+
+
+# ------------------------------------------------------------------ where things go
+
+
+def test_settings_keep_an_object_store_uri_as_it_is():
+    from v6ray.config import Settings
+
+    assert Settings(data_dir="s3://bucket/prefix/").data_path == "s3://bucket/prefix"
+    assert Settings.from_env({"V6RAY_DATA_DIR": "gs://b/p"}).data_path == "gs://b/p"
+    with pytest.raises(StorageConfigError) as caught:
+        Settings.from_env({"V6RAY_DATA_DIR": "ftp://b/p"})
+    assert "V6RAY_DATA_DIR" in str(caught.value)
+
+
+def test_cli_reports_a_bad_data_dir_in_one_line(capsys):
+    from v6ray.cli import main
+
+    assert main(["show", "market_bars", "--data-dir", "s3:/bucket"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "V6RAY_DATA_DIR" in err[0] and "s3://" in err[0]
+
+
+def test_table_locations_under_each_kind_of_root(tmp_path):
+    from v6ray.cli_state import results_dir
+    from v6ray.config import Settings
+    from v6ray.storage.schemas import table_path
+
+    assert table_path("s3://b/p", "market_bars") == "s3://b/p/market_bars"
+    assert table_path("rel/dir", "market_bars") == os.path.join("rel/dir", "market_bars")
+    assert results_dir(Settings(data_dir="s3://b/p"), simulate=True) == "s3://b/p/simulated"
+
+
+def test_state_stays_on_this_machine_for_an_object_store_root(tmp_path, monkeypatch):
+    from v6ray.cli_state import ServiceState
+    from v6ray.scheduler.state import state_path
+    from v6ray.storage.location import STATE_DIR_VAR, local_state_dir
+
+    assert local_state_dir(str(tmp_path)) == str(tmp_path / "_v6ray")
+    monkeypatch.setenv(STATE_DIR_VAR, str(tmp_path / "state"))
+    one, other = local_state_dir("s3://b/p"), local_state_dir("s3://b/q")
+    assert one != other and one.startswith(str(tmp_path / "state") + os.sep)
+    assert ServiceState.path("s3://b/p") == os.path.join(one, "service.json")
+    assert state_path("s3://b/p/simulated").startswith(str(tmp_path / "state") + os.sep)
+
+
+def test_object_store_journal_takes_no_local_lock(tmp_path):
+    from v6ray.storage.writer_lock import LocalFileLock, writer_lock
+
+    remote = writer_lock("s3://b/p/ib_requests")
+    assert not isinstance(remote, LocalFileLock)
+    remote.acquire(0.0)  # nothing to wait for, nothing written
+    remote.release()
+    assert isinstance(writer_lock(str(tmp_path)), LocalFileLock)

@@ -37,8 +37,7 @@ def read(data_dir: str, table: str) -> pa.Table:
 
 def test_first_write_creates_the_table_and_reports_version(tmp_path):
     result = merge_rows(str(tmp_path), "market_bars", bars(0, 10, "a"))
-    assert result == {"table": "market_bars", "rows": 10, "delta_version": 1,
-                      "conflicts": 0}
+    assert result == {"table": "market_bars", "rows": 10, "delta_version": 1, "conflicts": 0}
     assert read(str(tmp_path), "market_bars").num_rows == 10
 
 

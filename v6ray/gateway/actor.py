@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import threading
 import time
@@ -30,6 +29,7 @@ from v6ray.gateway.permits import PermitGate
 from v6ray.gateway.supervisor import Supervisor
 from v6ray.observability.gateway import GatewayPublisher
 from v6ray.process_priority import run_at_normal_priority
+from v6ray.storage import location
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class IBGateway:
     ) -> None:
         self.config = config
         self.actor_name = actor_name
-        self.data_dir = os.path.abspath(data_dir)
+        self.data_dir = location.normalize(data_dir)
         self.queue_name = queue_name
         self.namespace = namespace
         # One id per incarnation: leases of a killed predecessor expire on their own and
@@ -282,5 +282,5 @@ def get_or_create_gateway(
         options["resources"] = {node_resource: 0.001}
     # The actor starts itself (also after a restart); see IBGateway._self_start.
     return ray.remote(IBGateway).options(**options).remote(
-        config, os.path.abspath(data_dir), queue_name, namespace, name
+        config, location.normalize(data_dir), queue_name, namespace, name
     )

@@ -38,6 +38,7 @@ from v6ray.queue.core import QueueCore
 from v6ray.queue.group_commit import GroupCommitter
 from v6ray.queue.journal import Journal
 from v6ray.queue.stats import queue_stats
+from v6ray.storage import location
 
 log = logging.getLogger(__name__)
 
@@ -377,4 +378,4 @@ def get_or_create_queue(
         num_cpus=0,
         max_concurrency=MAX_CONCURRENCY,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False),
-    ).remote(os.path.abspath(os.fspath(data_dir)), config)
+    ).remote(location.normalize(data_dir), config)

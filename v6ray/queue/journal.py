@@ -37,7 +37,9 @@ from deltalake import DeltaTable
 from v6ray import constants
 from v6ray.errors import SchemaMismatch, StorageError
 from v6ray.model import IBRequest, Priority, RequestType, Status, canonical_json, dedup_key
+from v6ray.storage import object_store_append
 from v6ray.storage.local_append import LocalAppender, remove_stale_files
+from v6ray.storage.location import is_uri, storage_options_for
 from v6ray.storage.reader import latest_requests, retry_vacuum_race
 from v6ray.storage.schemas import IB_REQUESTS_SCHEMA, UTC_TIMESTAMP, table_path
 from v6ray.storage.writer_lock import writer_lock
@@ -72,7 +74,12 @@ class Journal:
         self.path = table_path(data_dir, constants.REQUESTS_TABLE)
         self.commit_retries = commit_retries
         self.stale_file_age = stale_file_age
-        os.makedirs(self.path, exist_ok=True)
+        # A table on object storage (s3://...) appends and compacts through deltalake's
+        # commit (``object_store_append``); the hand-built path needs a POSIX file system.
+        self.on_object_store = is_uri(self.path)
+        self._options = storage_options_for(self.path)  # from this process's environment
+        if not self.on_object_store:
+            os.makedirs(self.path, exist_ok=True)
         self._lock = writer_lock(self.path)
         self._lock.acquire(lock_timeout)  # before anything is written, the table's creation too
         try:
@@ -88,6 +95,9 @@ class Journal:
         self.closed = False
 
     def _open(self) -> None:
+        if self.on_object_store:
+            self._open_object_store()
+            return
         DeltaTable.create(self.path, schema=IB_REQUESTS_SCHEMA, mode="ignore",
                           configuration=TABLE_CONFIGURATION)
         self._table = DeltaTable(self.path)  # reads and compactions (refreshed before use)
@@ -97,6 +107,13 @@ class Journal:
         # What an append or compaction cut short by a crash left behind (old enough that
         # no writer, even one that ignores the lock, is about to commit it).
         remove_stale_files(self.path, self._table, min_age_seconds=self.stale_file_age)
+
+    def _open_object_store(self) -> None:
+        configuration = {**TABLE_CONFIGURATION, **object_store_append.TABLE_CONFIGURATION}
+        DeltaTable.create(self.path, schema=IB_REQUESTS_SCHEMA, mode="ignore",
+                          configuration=configuration, storage_options=self._options)
+        self._table = DeltaTable(self.path, storage_options=self._options)
+        self._appender = object_store_append.ObjectStoreAppender(self.path, self._options)
 
     def close(self) -> None:
         """Stop writing and give the writer lock up (idempotent); reads still work."""
@@ -160,6 +177,8 @@ class Journal:
         """
         if self.closed:
             raise StorageError(constants.REQUESTS_TABLE, "the journal is closed")
+        if self.on_object_store:
+            return self._compact_object_store()
         started = time.monotonic()
         self.commits_since_compaction = 0  # appends from now on count toward the next one
         # Its own snapshot (the append thread's table is not shared); listing the log while
@@ -199,6 +218,18 @@ class Journal:
             "seconds": round(time.monotonic() - started, 3),
         }
 
+    def _compact_object_store(self) -> dict[str, Any]:
+        self.commits_since_compaction = 0
+
+        def keep_latest(frame: pl.DataFrame) -> pa.Table:
+            latest = latest_requests(frame, keep_journal_columns=True)
+            return latest.to_arrow().cast(IB_REQUESTS_SCHEMA)
+
+        done: dict[str, Any] = {}
+        self._retrying(lambda: done.update(self._appender.compact(keep_latest)))
+        self.files = done["files"]
+        return done
+
     def _delete_files(self, names: list[str]) -> list[str]:
         deleted = []
         for name in names:
@@ -236,9 +267,12 @@ class Journal:
 def read_requests(data_dir: str | os.PathLike[str]) -> list[IBRequest]:
     """The latest state of every journaled request, read without the writer lock."""
     path = table_path(data_dir, constants.REQUESTS_TABLE)
-    if not DeltaTable.is_deltatable(path):
+    options = storage_options_for(path)
+    if not DeltaTable.is_deltatable(path, storage_options=options):
         return []
-    frame = retry_vacuum_race(lambda: pl.from_arrow(DeltaTable(path).to_pyarrow_table()))
+    frame = retry_vacuum_race(
+        lambda: pl.from_arrow(DeltaTable(path, storage_options=options).to_pyarrow_table())
+    )
     return [request_from_row(row) for row in latest_requests(frame).iter_rows(named=True)]
 
 

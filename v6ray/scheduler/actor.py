@@ -28,6 +28,7 @@ from v6ray.observability.hooks import scheduler_job
 from v6ray.scheduler.jobs import DERIVE_STATISTICS, Job, load_config
 from v6ray.scheduler.planner import Planner, previous_run_pending
 from v6ray.scheduler.state import JobState, SchedulerState, load_state, save_state, state_path
+from v6ray.storage import location
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class UnifiedScheduler:
     ) -> None:
         if not tick_seconds > 0:
             raise ValueError(f"tick_seconds must be greater than 0, got {tick_seconds}")
-        self.data_dir = os.path.abspath(data_dir)
+        self.data_dir = location.normalize(data_dir)
         self.config_path = config_path
         self.config = load_config(config_path)
         self.simulate = simulate
@@ -333,7 +334,7 @@ def get_or_create_scheduler(
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False),
         )
         .remote(
-            os.path.abspath(os.fspath(data_dir)),
+            location.normalize(data_dir),
             config_file,
             simulate,
             queue_name,

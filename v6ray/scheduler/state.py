@@ -77,7 +77,11 @@ class SchedulerState:
 
 
 def state_path(data_dir: str | os.PathLike[str]) -> str:
-    return os.path.join(os.fspath(data_dir), STATE_SUBDIR, STATE_FILE)
+    """``<data_dir>/_v6ray/<file>``; on this machine for an object-store data root
+    (``location.local_state_dir``)."""
+    from v6ray.storage.location import local_state_dir
+
+    return os.path.join(local_state_dir(data_dir), STATE_FILE)
 
 
 def save_state(path: str, state: SchedulerState) -> None:

@@ -32,6 +32,7 @@ from v6ray.stats.derive import (
     missing_daily_bars,
     submit_derive_tasks,
 )
+from v6ray.storage import location
 
 DEFAULT_SYMBOLS = ("SPY", "QQQ", "IWM")
 
@@ -60,7 +61,7 @@ def derive_statistics(
     if not all(wanted):
         raise InvalidRequest("symbols", "symbols must be non-empty text")
     started = time.monotonic()
-    data_dir = os.path.abspath(os.fspath(data_dir))
+    data_dir = location.normalize(data_dir)
     summary = Summary("derive-stats")
     bars = read_table(constants.MARKET_BARS_TABLE, data_dir=data_dir)
     stamp = now or datetime.now(UTC)

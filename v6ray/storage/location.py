@@ -27,6 +27,7 @@ proves it with concurrent writers against a real S3 server.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -38,6 +39,8 @@ from v6ray.errors import StorageConfigError
 
 DATA_DIR_FIELD = "data dir (--data-dir / V6RAY_DATA_DIR)"
 STORAGE_OPTIONS_VAR = "V6RAY_STORAGE_OPTIONS"
+STATE_DIR_VAR = "V6RAY_STATE_DIR"
+STATE_SUBDIR = "_v6ray"  # the local state folder inside a local data root
 
 # The URI schemes the installed deltalake (1.x) opens as object stores, and the prefix of
 # the environment variables its store reads. ``memory://`` is left out on purpose: each
@@ -161,6 +164,39 @@ class DataRoot:
 
     def __str__(self) -> str:
         return self.redacted()
+
+
+def normalize(location: str | os.PathLike[str]) -> str:
+    """``location`` as every process should see it: an absolute path, or the clean URI
+    (``os.path.abspath`` would turn ``s3://b/p`` into a local folder named ``s3:``)."""
+    return DataRoot.parse(location).uri
+
+
+def local_state_dir(root: str | os.PathLike[str]) -> str:
+    """A folder on this machine for what v6ray keeps beside the tables (the service state
+    record, the Ray head's temp dir, the scheduler's run times): ``<root>/_v6ray`` for a
+    local root; for an object-store root, ``$V6RAY_STATE_DIR`` (default ``~/.v6ray/state``)
+    ``/<root as a file name>``, since pids and temp dirs belong to this machine. None of
+    it holds a secret."""
+    parsed = DataRoot.parse(root)
+    if parsed.is_local:
+        return os.path.join(parsed.uri, STATE_SUBDIR)
+    base = os.environ.get(STATE_DIR_VAR) or os.path.join(os.path.expanduser("~"), ".v6ray", "state")
+    digest = hashlib.sha256(parsed.uri.encode()).hexdigest()[:10]
+    return os.path.join(base, f"{re.sub(r'[^A-Za-z0-9._-]+', '_', parsed.uri)[:80]}-{digest}")
+
+
+def is_uri(location: str | os.PathLike[str]) -> bool:
+    """True for an object-store location (``file://`` is a local path)."""
+    return not DataRoot.parse(location).is_local
+
+
+def join(location: str | os.PathLike[str], *names: str) -> str:
+    """``names`` under ``location``; a local path is joined as it is (not made absolute)."""
+    text = os.fspath(location)
+    if "://" not in text:
+        return os.path.join(text, *names)
+    return DataRoot.parse(text).join(*names)
 
 
 def storage_options_for(

@@ -13,6 +13,7 @@ from typing import Any
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from v6ray.storage.location import storage_options_for
 from v6ray.storage.schemas import TABLES, table_path, table_spec
 
 # Keep a week of old files by default so a reader time-travelling a little is not broken.
@@ -26,7 +27,8 @@ def compact_table(
     spec = table_spec(table)
     started = time.monotonic()
     try:
-        delta = DeltaTable(table_path(data_dir, spec.name))
+        path = table_path(data_dir, spec.name)
+        delta = DeltaTable(path, storage_options=storage_options_for(path))
     except TableNotFoundError:
         return {"table": table, "exists": False}
     version_before = delta.version()

@@ -33,11 +33,12 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from v6ray import constants
 from v6ray.instruments import bar_series
+from v6ray.storage.location import storage_options_for
 from v6ray.storage.schemas import conform, table_path, table_spec
 
 log = logging.getLogger(__name__)
 
-Filler = Callable[[pa.Table, str], pa.Table]
+Filler = Callable[[pa.Table, str, "dict[str, str] | None"], pa.Table]
 
 
 def stored_columns(delta: DeltaTable) -> list[str]:
@@ -49,11 +50,15 @@ def needs_migration(name: str, columns: list[str]) -> bool:
     return not set(table_spec(name).schema.names) <= set(columns)
 
 
-def upgrade_rows(name: str, rows: pa.Table, data_dir: str) -> pa.Table:
-    """``rows`` of an older ``name`` table in the current schema, new columns filled."""
+def upgrade_rows(
+    name: str, rows: pa.Table, data_dir: str, storage_options: dict[str, str] | None = None
+) -> pa.Table:
+    """``rows`` of an older ``name`` table in the current schema, new columns filled.
+
+    ``storage_options``: those of ``data_dir`` (default: from the environment)."""
     fill = _FILLERS.get(name)
     if fill is not None:
-        rows = fill(rows, data_dir)
+        rows = fill(rows, data_dir, storage_options)
     return conform(rows, table_spec(name).schema)
 
 
@@ -64,25 +69,28 @@ def migrate(data_dir: str, name: str, delta: DeltaTable) -> DeltaTable:
     (the caller re-opens the table and finds it migrated).
     """
     before = delta.version()
-    rows = upgrade_rows(name, delta.to_pyarrow_table(), data_dir)
+    options = storage_options_for(data_dir)
+    rows = upgrade_rows(name, delta.to_pyarrow_table(), data_dir, options)
     # Passing the snapshot (not the path) bases the commit on the version read, so a
     # commit that landed meanwhile is a conflict instead of being overwritten.
     write_deltalake(delta, rows, mode="overwrite", schema_mode="overwrite")
     log.warning("migrated %s (version %d, %d rows) to the current schema", name, before,
                 rows.num_rows)
-    return DeltaTable(table_path(data_dir, name))
+    return DeltaTable(table_path(data_dir, name), storage_options=options)
 
 
 # --------------------------------------------------------------------------- market_bars
 
 
-def _fill_bar_identity(rows: pa.Table, data_dir: str) -> pa.Table:
+def _fill_bar_identity(
+    rows: pa.Table, data_dir: str, storage_options: dict[str, str] | None
+) -> pa.Table:
     """Series identity of old ``market_bars`` rows from the requests that wrote them."""
     identity = ("use_rth", "sec_type", "exchange", "contract_month")
     frame = pl.DataFrame(rows)
     if frame.is_empty() or set(identity) <= set(frame.columns):
         return rows
-    parameters = _request_parameters(data_dir)
+    parameters = _request_parameters(data_dir, storage_options)
     writers = frame.select(
         pl.col("request_id").fill_null("").alias("_rid"), "symbol"
     ).unique()
@@ -104,13 +112,19 @@ def _fill_bar_identity(rows: pa.Table, data_dir: str) -> pa.Table:
     return out.to_arrow()
 
 
-def _request_parameters(data_dir: str) -> dict[str, dict[str, Any]]:
+def _request_parameters(
+    data_dir: str, storage_options: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
     """request_id → parameters of every request in ``ib_requests`` ({} when there is none).
 
     Parameters never change over a request's life, so any journal row of it will do.
     """
     try:
-        journal = DeltaTable(table_path(data_dir, constants.REQUESTS_TABLE))
+        if storage_options is None:
+            storage_options = storage_options_for(data_dir)
+        journal = DeltaTable(
+            table_path(data_dir, constants.REQUESTS_TABLE), storage_options=storage_options
+        )
         table = journal.to_pyarrow_table(columns=["request_id", "parameters"])
     except (TableNotFoundError, DeltaError, OSError) as exc:
         log.warning("no ib_requests to migrate from (%s): old bars get default identity", exc)

@@ -16,7 +16,7 @@ from deltalake.exceptions import DeltaError
 from v6ray import constants
 from v6ray.config import Settings
 from v6ray.errors import NoTables
-from v6ray.storage import migrations
+from v6ray.storage import location, migrations
 from v6ray.storage.schemas import TABLES, table_path, table_spec
 
 # A reader can load a table version whose files a compaction has just vacuumed (the queue
@@ -30,9 +30,16 @@ READ_RETRY_SECONDS = 15.0
 T = TypeVar("T")
 
 
-def read_table(name: str, data_dir: str | os.PathLike[str] | None = None) -> pl.DataFrame:
+def read_table(
+    name: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    storage_options: dict[str, str] | None = None,
+) -> pl.DataFrame:
     """The table ``name`` as a DataFrame; ``ib_requests`` gives one row per request.
 
+    ``data_dir`` is a local path or an object-store URI (``s3://bucket/prefix``); its
+    storage options come from this process's environment (``AWS_*``,
+    ``V6RAY_STORAGE_OPTIONS``), ``storage_options`` adding to or overriding them.
     ``data_dir`` may be the root of a simulated data dir: its tables are in
     ``<data_dir>/simulated/`` and are read from there. A registered table that does not
     exist yet in a data dir holding other v6ray tables reads as an empty frame with its
@@ -43,36 +50,46 @@ def read_table(name: str, data_dir: str | os.PathLike[str] | None = None) -> pl.
     """
     spec = table_spec(name)
     root = os.fspath(data_dir if data_dir is not None else Settings.from_env().data_path)
-    tables_dir = tables_home(root, spec.name)
+    options = location.storage_options_for(root, storage_options)
+    tables_dir = tables_home(root, spec.name, options)
     path = table_path(tables_dir, spec.name)
-    rows = _read_delta(path)
+    rows = _read_delta(path, options)
     if rows is None:
         rows = spec.schema.empty_table()
     elif migrations.needs_migration(spec.name, rows.column_names):
-        rows = migrations.upgrade_rows(spec.name, rows, tables_dir)
+        rows = migrations.upgrade_rows(spec.name, rows, tables_dir, options)
     frame = pl.DataFrame(rows)
     if spec.name == constants.REQUESTS_TABLE:
         return latest_requests(frame)
     return frame
 
 
-def tables_home(root: str, name: str) -> str:
+def tables_home(root: str, name: str, storage_options: dict[str, str] | None = None) -> str:
     """The folder holding ``root``'s tables: ``root`` itself, or ``root/simulated`` when
     only that holds any (``v6ray up --simulate`` keeps its tables there); ``NoTables``
-    when neither does."""
-    if DeltaTable.is_deltatable(table_path(root, name)):
+    when neither does. ``storage_options``: those of ``root`` (default: from the
+    environment)."""
+    if storage_options is None:
+        storage_options = location.storage_options_for(root)
+
+    def exists(path: str) -> bool:
+        return DeltaTable.is_deltatable(path, storage_options=storage_options)
+
+    if exists(table_path(root, name)):
         return root  # the common case costs one check
-    simulated = os.path.join(root, constants.SIMULATED_DATA_SUBDIR)
+    simulated = location.join(root, constants.SIMULATED_DATA_SUBDIR)
     for candidate in (root, simulated):
-        if any(DeltaTable.is_deltatable(table_path(candidate, t)) for t in TABLES):
+        if any(exists(table_path(candidate, t)) for t in TABLES):
             return candidate
     raise NoTables(root, (root, simulated))
 
 
-def _read_delta(path: str) -> pa.Table | None:
-    if not DeltaTable.is_deltatable(path):
+def _read_delta(path: str, storage_options: dict[str, str]) -> pa.Table | None:
+    if not DeltaTable.is_deltatable(path, storage_options=storage_options):
         return None
-    return retry_vacuum_race(lambda: DeltaTable(path).to_pyarrow_table())
+    return retry_vacuum_race(
+        lambda: DeltaTable(path, storage_options=storage_options).to_pyarrow_table()
+    )
 
 
 def retry_vacuum_race(read: Callable[[], T], *, seconds: float = READ_RETRY_SECONDS) -> T:

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from v6ray import constants
 from v6ray.errors import UnknownTable
+from v6ray.storage import location
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
@@ -207,5 +208,6 @@ def table_spec(name: str) -> TableSpec:
 
 
 def table_path(data_dir: str | os.PathLike[str], name: str) -> str:
-    """Folder of a registered table under ``data_dir``; unknown names raise ``UnknownTable``."""
-    return os.path.join(os.fspath(data_dir), table_spec(name).name)
+    """Location of a registered table under ``data_dir`` (a folder, or a URI under an
+    object-store root: ``location.join``); unknown names raise ``UnknownTable``."""
+    return location.join(data_dir, table_spec(name).name)

@@ -35,7 +35,7 @@ from v6ray.backoff import backoff_delay
 from v6ray.errors import StorageError
 from v6ray.observability.hooks import writer_committed
 from v6ray.process_priority import run_at_normal_priority
-from v6ray.storage import migrations
+from v6ray.storage import location, migrations
 from v6ray.storage.schemas import conform, table_path, table_spec
 
 MAX_COMMIT_ATTEMPTS = 12
@@ -67,19 +67,24 @@ def _open_or_create(data_dir: str, table: str) -> DeltaTable:
     Two racing migrations: the loser's commit fails and its retry finds the new schema.
     """
     path = table_path(data_dir, table)
+    # Read from this process's environment: a writer task on any node uses its own
+    # credentials; none travel with the task.
+    options = location.storage_options_for(path)
     try:
-        delta = DeltaTable(path)
+        delta = DeltaTable(path, storage_options=options)
     except TableNotFoundError:
         pass
     else:
         if migrations.needs_migration(table, migrations.stored_columns(delta)):
             delta = migrations.migrate(data_dir, table, delta)
         return delta
-    os.makedirs(path, exist_ok=True)
-    # Someone else may create it between our check and our commit: that is fine.
+    if not location.is_uri(path):
+        os.makedirs(path, exist_ok=True)
+    # Someone else may create it between our check and our commit: that is fine (on S3
+    # the conditional put of version 0 refuses the second creator).
     with contextlib.suppress(CommitFailedError, DeltaError):
-        DeltaTable.create(path, table_spec(table).schema, mode="ignore")
-    return DeltaTable(path)
+        DeltaTable.create(path, table_spec(table).schema, mode="ignore", storage_options=options)
+    return DeltaTable(path, storage_options=options)
 
 
 def merge_rows(
@@ -90,8 +95,8 @@ def merge_rows(
     max_attempts: int = MAX_COMMIT_ATTEMPTS,
     rng: random.Random | None = None,
 ) -> dict[str, Any]:
-    """Merge ``rows`` into ``table`` under ``data_dir``; returns {table, rows, delta_version,
-    conflicts}.
+    """Merge ``rows`` into ``table`` under ``data_dir`` (a folder or an object-store URI);
+    returns {table, rows, delta_version, conflicts}.
 
     ``rows`` is the number of distinct keys written; ``conflicts`` the commits retried
     because another writer (on this node or any other) committed first. Raises
@@ -121,7 +126,7 @@ def merge_rows(
                 "table": table,
                 "rows": batch.num_rows,
                 "delta_version": delta.version(),
-                "conflicts": attempt - 1,  # commits retried after another writer's commit
+                "conflicts": attempt - 1,  # commits lost to a concurrent writer, then retried
             }
         except SchemaMismatchError as exc:
             raise StorageError(table, f"schema mismatch: {exc}") from None

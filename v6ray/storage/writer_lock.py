@@ -12,8 +12,12 @@ open file, which is not inherited across ``exec`` (Python opens files non-inheri
 a ``fork`` without exec would share it. The file's name starts with ``_`` so that Delta
 vacuums leave it alone. Its text names the holder, for the error a refused writer gets.
 
-This module is the seam for other stores: a table on object storage needs another
-``WriterLock`` (e.g. a lease object written with put-if-absent), chosen by ``writer_lock``.
+On object storage (``s3://``, ...) there is no ``flock`` and no lock is taken
+(``SingleWriterByDesign``): the queue is a named Ray actor, of which Ray keeps at most one
+alive per namespace, and a commit there is a put-if-absent (S3: conditional put), so even
+a stray second writer can never overwrite a commit (``v6ray.storage.object_store_append``
+says what it could still disturb). A lease object written with put-if-absent would be the
+next step, behind this same seam.
 """
 
 from __future__ import annotations
@@ -85,9 +89,24 @@ class LocalFileLock:
             os.close(fd)  # closing the file drops the lock
 
 
+class SingleWriterByDesign:
+    """``WriterLock`` for a table on object storage: takes nothing (see the module doc)."""
+
+    def __init__(self, table_uri: str) -> None:
+        self.table_dir = table_uri
+
+    def acquire(self, timeout: float) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
+
+
 def writer_lock(table_dir: str) -> WriterLock:
-    """The lock that guards writes to the table at ``table_dir`` (local disk today)."""
-    return LocalFileLock(table_dir)
+    """The lock that guards writes to the table at ``table_dir`` (a folder or a URI)."""
+    from v6ray.storage.location import is_uri
+
+    return SingleWriterByDesign(table_dir) if is_uri(table_dir) else LocalFileLock(table_dir)
 
 
 def _describe_self() -> str:
