@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -73,8 +74,13 @@ def ray_nodes(tmp_path_factory, s3_server):
         "RAY_AUTH_TOKEN_PATH": str(token),
         "RAY_USAGE_STATS_ENABLED": "0",
         "V6RAY_METRICS": "0",  # metrics export is tested elsewhere; spare the 2 cores
+        # Ray's own wait for a raylet to register; its default is too short on 2 busy cores.
+        "RAY_raylet_start_wait_time_s": "120",
     }
-    nodes = LocalRayCluster(workdir, {**os.environ, **env})
+    # Workers import v6ray (and this test package, for the tasks tests define) from here.
+    repo = str(Path(v6cluster.__file__).resolve().parent.parent)
+    pythonpath = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)
+    nodes = LocalRayCluster(workdir, {**os.environ, **env, "PYTHONPATH": pythonpath})
     with patched_environ(env):
         try:
             nodes.start_head()
