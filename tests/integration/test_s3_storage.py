@@ -154,6 +154,35 @@ def test_journal_round_trip_compaction_and_rebuild(s3_data_dir):
     assert sorted(frame["status"].to_list()) == ["CANCELLED", "SUCCESS"]
 
 
+def test_journal_compaction_beside_appends_keeps_every_append(s3_data_dir):
+    import threading
+
+    journal = Journal(s3_data_dir)
+    journal.append([sample(f"S{i}") for i in range(20)])
+    appended: list[str] = []
+    stop = threading.Event()
+
+    def keep_appending() -> None:
+        i = 0
+        while not stop.is_set() or i < 3:
+            request = sample(f"A{i}")
+            journal.append([request])
+            appended.append(request.request_id)
+            i += 1
+
+    appender = threading.Thread(target=keep_appending)
+    appender.start()
+    try:
+        done = journal.compact()  # on its own thread in the queue; here beside the appends
+    finally:
+        stop.set()
+        appender.join(timeout=120)
+    assert done["rows_after"] >= 20
+    journal.close()
+    ids = {r.request_id for r in Journal(s3_data_dir).load_latest()}
+    assert set(appended) <= ids and len(ids) == 20 + len(appended)
+
+
 ACKING_WRITER = textwrap.dedent(
     """
     import sys
@@ -276,3 +305,28 @@ def test_concurrent_blind_appends_with_separate_handles(s3_data_dir):
     rows = set(zip(*table.to_pyarrow_table().to_pydict().values(), strict=True))
     assert rows == {(-1, -1)} | {(w, i) for w in range(4) for i in range(8)}
     assert table.version() == 32  # one version per append, none overwritten
+
+
+# ------------------------------------------------------------------------- Ray writers
+
+
+def test_writer_tasks_commit_to_s3_with_credentials_from_their_own_environment(
+    s3_data_dir, ray_cluster
+):
+    """The task gets the data root and rows only; it finds the server and credentials in
+    its worker's environment. (Real nodes have AWS_* set before `ray start`; the shared
+    test cluster started before the S3 server, so its workers get them via runtime_env.)"""
+    import ray
+
+    from v6ray.storage.writer import write_rows
+
+    env = {name: value for name, value in os.environ.items() if name.startswith("AWS_")}
+    writer = write_rows.options(runtime_env={"env_vars": env})
+    batches = [daily_bars(f"task-{i}", i * 4, 4) for i in range(4)]
+    results = ray.get(
+        [writer.remote(s3_data_dir, "market_bars", rows) for rows in batches], timeout=240
+    )
+    assert sorted(r["rows"] for r in results) == [4, 4, 4, 4]
+    frame = read_table("market_bars", data_dir=s3_data_dir)
+    assert frame.height == 16
+    assert set(frame["request_id"].to_list()) == {f"task-{i}" for i in range(4)}
