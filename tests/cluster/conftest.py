@@ -74,8 +74,6 @@ def ray_nodes(tmp_path_factory, s3_server):
         "RAY_AUTH_TOKEN_PATH": str(token),
         "RAY_USAGE_STATS_ENABLED": "0",
         "V6RAY_METRICS": "0",  # metrics export is tested elsewhere; spare the 2 cores
-        # Ray's own wait for a raylet to register; its default is too short on 2 busy cores.
-        "RAY_raylet_start_wait_time_s": "120",
     }
     # Workers import v6ray (and this test package, for the tasks tests define) from here.
     repo = str(Path(v6cluster.__file__).resolve().parent.parent)

@@ -32,9 +32,14 @@ from pathlib import Path
 
 from v6ray.cluster import free_port, reachable
 
-START_TIMEOUT = 300.0  # `ray start` takes ~5-40 s; far longer when the 2 cores are busy
+START_TIMEOUT = 180.0  # `ray start` takes ~5-40 s; far longer when the 2 cores are busy
 STOP_TIMEOUT = 30.0
 SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+START_ATTEMPTS = 3
+
+
+class NodeStartFailed(RuntimeError):
+    """A `ray start` exited or did not report "Ray runtime started" in time."""
 
 
 @dataclass
@@ -66,19 +71,34 @@ class LocalRayCluster:
     # ------------------------------------------------------------------ start
 
     def start_head(self) -> RayNode:
-        port = self.address.rsplit(":", 1)[1]
-        return self._start(
-            "head",
-            [
-                "--head", f"--port={port}",
+        def role() -> list[str]:
+            return [
+                "--head", f"--port={self.address.rsplit(':', 1)[1]}",
                 "--dashboard-host=127.0.0.1", f"--dashboard-port={free_port()}",
                 f"--ray-client-server-port={free_port()}",
-            ],
-            {},
-        )  # fmt: skip
+            ]  # fmt: skip
+
+        return self._start_with_retries("head", role, {})
 
     def add_worker(self, name: str, resources: dict[str, float] | None = None) -> RayNode:
-        return self._start(name, [f"--address={self.address}"], resources or {})
+        return self._start_with_retries(
+            name, lambda: [f"--address={self.address}"], resources or {}
+        )
+
+    def _start_with_retries(self, name: str, role, resources: dict[str, float]) -> RayNode:
+        """Ray gives a raylet a fixed 30 s to register with the GCS (ray/_private/node.py,
+        ``raylet_start_wait_time_s``) and then exits; on a machine whose cores are busy
+        that happens, so a node that exits while starting is started again."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return self._start(name, role(), resources)
+            except NodeStartFailed:
+                self.stop(name)
+                if attempt == START_ATTEMPTS:
+                    raise
+                if name == "head":
+                    self.address = f"{self.ip}:{free_port(self.ip)}"
+        raise AssertionError("unreachable")
 
     def restart(self, name: str) -> RayNode:
         """Start a killed node again, with the same resources and a fresh temp dir."""
@@ -93,12 +113,10 @@ class LocalRayCluster:
             f"--node-ip-address={self.ip}",
             f"--num-cpus={self.num_cpus}",
             f"--object-store-memory={100 * 1024 * 1024}",
-            f"--node-manager-port={free_port()}",
-            f"--object-manager-port={free_port()}",
-            f"--metrics-export-port={free_port()}",
+            # Every other port is left to Ray, which picks a free one when it binds: a port
+            # picked here could be taken by another Ray on the machine before it is bound.
+            # This one defaults to a fixed 52365, which two nodes on one machine cannot share.
             f"--dashboard-agent-listen-port={free_port()}",
-            f"--dashboard-agent-grpc-port={free_port()}",
-            f"--runtime-env-agent-port={free_port()}",
             f"--temp-dir={temp_dir}",
             "--disable-usage-stats",
         ]  # fmt: skip
@@ -125,12 +143,12 @@ class LocalRayCluster:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if not node.alive:
-                raise RuntimeError(f"ray node {node.name} exited: {_tail(node.log_path)}")
+                raise NodeStartFailed(f"ray node {node.name} exited: {_tail(node.log_path)}")
             started = "Ray runtime started" in node.log_path.read_text(errors="replace")
             if started and reachable(self.address, timeout=0.5):
                 return
             time.sleep(0.5)
-        raise RuntimeError(f"ray node {node.name} did not start: {_tail(node.log_path)}")
+        raise NodeStartFailed(f"ray node {node.name} did not start: {_tail(node.log_path)}")
 
     # ------------------------------------------------------------------ faults / stop
 
