@@ -35,7 +35,7 @@ from v6ray.cluster import free_port, reachable
 START_TIMEOUT = 180.0  # `ray start` takes ~5-40 s; far longer when the 2 cores are busy
 STOP_TIMEOUT = 30.0
 SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-START_ATTEMPTS = 3
+START_ATTEMPTS = 5
 
 
 class NodeStartFailed(RuntimeError):

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import polars as pl
 import pytest
 import ray
 
-import v6ray
 from tests.cluster.conftest import make_bucket, node_ids
+from tests.integration.test_up_down import v6ray_cli
 from v6ray.client import Client
 from v6ray.constants import GATEWAY_ACTOR, NAMESPACE, QUEUE_ACTOR, SCHEDULER_ACTOR, SIMULATOR_ACTOR
 from v6ray.gateway.parsing import to_table
@@ -30,7 +27,6 @@ from v6ray.storage.schemas import table_spec
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
-REPO = str(Path(v6ray.__file__).resolve().parent.parent)
 TIME_SCALE = "0.05"
 SETTLE_TIMEOUT = 240.0  # every request final, on 2 busy cores with three raylets
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
@@ -43,19 +39,6 @@ CONCURRENT_BATCHES = int(os.environ.get("V6RAY_CLUSTER_TEST_BATCHES", "6"))
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def v6ray_cli(*argv: str, timeout: float = 240.0) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": REPO}
-    for var in ("V6RAY_DATA_DIR", "RAY_ADDRESS", "V6RAY_DEBUG"):
-        env.pop(var, None)
-    return subprocess.run(
-        [sys.executable, "-m", "v6ray", *argv],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
 
 
 def alive_actor_nodes() -> dict[str, str]:
