@@ -81,9 +81,7 @@ def ray_nodes(tmp_path_factory, s3_server):
     nodes = LocalRayCluster(workdir, {**os.environ, **env, "PYTHONPATH": pythonpath})
     with patched_environ(env):
         try:
-            nodes.start_head()
-            nodes.add_worker("gateway", {GATEWAY_NODE_RESOURCE: 1})
-            nodes.add_worker("writer")
+            nodes.start({"gateway": {GATEWAY_NODE_RESOURCE: 1}, "writer": {}})
             v6cluster.connect(nodes.address, namespace=f"{NAMESPACE_PREFIX}-{uuid.uuid4().hex[:6]}")
             yield nodes
         finally:

@@ -35,7 +35,7 @@ from v6ray.cluster import free_port, reachable
 START_TIMEOUT = 180.0  # `ray start` takes ~5-40 s; far longer when the 2 cores are busy
 STOP_TIMEOUT = 30.0
 SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-START_ATTEMPTS = 5
+START_ATTEMPTS = 3
 
 
 class NodeStartFailed(RuntimeError):
@@ -94,7 +94,8 @@ class LocalRayCluster:
                 return self._start(name, role(), resources)
             except NodeStartFailed:
                 self.stop(name)
-                if attempt == START_ATTEMPTS:
+                head = self.nodes.get("head")
+                if attempt == START_ATTEMPTS or (name != "head" and not head.alive):
                     raise
                 if name == "head":
                     self.address = f"{self.ip}:{free_port(self.ip)}"
@@ -139,9 +140,29 @@ class LocalRayCluster:
         self._wait_started(node)
         return node
 
+    def start(self, workers: dict[str, dict[str, float]]) -> None:
+        """The head, then ``workers`` (name → resources). ``ray start --block`` on the head
+        ends the whole head when any of its processes fails to start (its Ray client
+        server gives up after a fixed wait on busy cores), so then everything starts again."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self.start_head()
+                for name, resources in workers.items():
+                    self.add_worker(name, resources)
+                return
+            except NodeStartFailed:
+                self.shutdown()
+                self.nodes.clear()
+                self.address = f"{self.ip}:{free_port(self.ip)}"
+                if attempt == START_ATTEMPTS:
+                    raise
+
     def _wait_started(self, node: RayNode) -> None:
         deadline = time.monotonic() + START_TIMEOUT
+        head = self.nodes.get("head")
         while time.monotonic() < deadline:
+            if node is not head and head is not None and not head.alive:
+                raise NodeStartFailed(f"the head exited: {_tail(head.log_path)}")
             if not node.alive:
                 raise NodeStartFailed(f"ray node {node.name} exited: {_tail(node.log_path)}")
             started = "Ray runtime started" in node.log_path.read_text(errors="replace")
