@@ -2,8 +2,8 @@
 on the S3 test server: placement, writers on several nodes, concurrent commits, node loss.
 
 One cluster for the whole module (conftest ``ray_nodes``); the tests run in file order:
-the writer-only tests first, then one `v6ray up --address ...` service that the rest
-share, taken down at the end. Small workloads, simulator at time scale 0.05: CI has 2 cores.
+one `v6ray up --address ...` service shared by the service tests (taken down at the end),
+then writer-only tests that drive the writer and derive tasks directly. Small workloads, simulator at time scale 0.05: CI has 2 cores.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from v6ray.gateway.parsing import to_table
 from v6ray.storage.reader import read_table
 from v6ray.storage.schemas import table_spec
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+# Per test: the first one also waits for the cluster to start (minutes on busy cores).
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.timeout(900)]
 
 TIME_SCALE = "0.05"
 SETTLE_TIMEOUT = 240.0  # every request final, on 2 busy cores with three raylets
@@ -101,85 +102,6 @@ def assert_every_row_once(client: Client, request_ids: list[str], data_dir: str)
     for request in finals:
         reported = json.loads(request.result_data)["rows"]
         assert counts.get(request.request_id, 0) == reported, request.request_id
-
-
-# ------------------------------------------------------------------ writers only
-
-
-def _one_bar(writer: int, batch: int):
-    stamp = T0 + timedelta(minutes=writer * 1000 + batch)
-    row = {"request_id": f"w{writer}-b{batch}", "symbol": "SPY", "bar_size": "1 min",
-           "what_to_show": "TRADES", "timestamp": stamp, "open": 1.0, "high": 2.0,
-           "low": 0.5, "close": 1.5, "volume": 1.0}  # fmt: skip
-    return to_table("market_bars", [row])
-
-
-@ray.remote(num_cpus=0.25, scheduling_strategy="SPREAD")
-def merge_batches(data_dir: str, writer: int, batches: int) -> dict:
-    """One writer task: ``batches`` MERGE commits of one row each into one table."""
-    from v6ray.storage.writer import merge_rows
-
-    conflicts = 0
-    for batch in range(batches):
-        # Generous attempts: the test counts conflicts; it must not turn them into errors.
-        result = merge_rows(data_dir, "market_bars", _one_bar(writer, batch), max_attempts=200)
-        conflicts += result["conflicts"]
-    return {"node": ray.get_runtime_context().get_node_id(), "conflicts": conflicts}
-
-
-def test_eight_writers_on_three_nodes_merge_into_one_table_losing_nothing(ray_nodes, s3_server):
-    writers, batches = 8, CONCURRENT_BATCHES
-    data_dir = f"s3://{make_bucket(s3_server)}/data"
-    results = ray.get(
-        [merge_batches.remote(data_dir, w, batches) for w in range(writers)], timeout=900
-    )
-
-    assert len({r["node"] for r in results}) == 3  # SPREAD: every node wrote
-    bars = read_table("market_bars", data_dir=data_dir)
-    expected = {f"w{w}-b{b}" for w in range(writers) for b in range(batches)}
-    assert bars.height == len(expected)
-    assert set(bars["request_id"]) == expected  # every batch present, once
-    from deltalake import DeltaTable
-
-    from v6ray.storage.location import storage_options_for
-    from v6ray.storage.schemas import table_path
-
-    path = table_path(data_dir, "market_bars")
-    history = DeltaTable(path, storage_options=storage_options_for(path)).history()
-    merges = [entry for entry in history if entry.get("operation") == "MERGE"]
-    assert len(merges) == writers * batches  # zero lost commits: one version per batch
-    assert sum(r["conflicts"] for r in results) > 0  # they did collide, and were counted
-
-
-def test_derive_stats_fans_out_one_task_per_symbol_with_the_single_run_result(ray_nodes, s3_server):
-    from v6ray.stats.derive import combine_derive_results, derive_and_write, submit_derive_tasks
-    from v6ray.storage.writer import merge_rows
-
-    bucket = make_bucket(s3_server)
-    spread, single = f"s3://{bucket}/spread", f"s3://{bucket}/single"
-    symbols = ["SPY", "QQQ", "IWM"]
-    rows = []
-    for n, symbol in enumerate(symbols):
-        close = 100.0 * (n + 1)
-        for day in range(30):
-            close *= 1.01 if (day + n) % 3 else 0.985
-            rows.append({"request_id": f"{symbol}-d", "symbol": symbol, "bar_size": "1 day",
-                         "what_to_show": "TRADES", "timestamp": T0 + timedelta(days=day),
-                         "open": close, "high": close * 1.01, "low": close * 0.99,
-                         "close": close, "volume": 1e6})  # fmt: skip
-    for root in (spread, single):
-        merge_rows(root, "market_bars", to_table("market_bars", rows))
-    stamp = datetime(2026, 2, 1, tzinfo=UTC)
-
-    refs = submit_derive_tasks(spread, symbols, computed_at=stamp)
-    combined = combine_derive_results(ray.get(refs, timeout=300))
-    derive_and_write(single, symbols, computed_at=stamp)  # the single-node run, in-process
-
-    assert combined["tasks"] == 3 and combined["symbols"] == sorted(symbols)
-    fanned = read_table("derived_statistics", data_dir=spread).sort("symbol", "date")
-    alone = read_table("derived_statistics", data_dir=single).sort("symbol", "date")
-    assert fanned.height == alone.height == combined["rows"] > 60
-    assert fanned.equals(alone)
 
 
 # ------------------------------------------------------------------ the service
@@ -270,3 +192,82 @@ def test_losing_the_gateway_node_waits_for_it_then_drains_the_backlog(ray_nodes,
     assert alive_actor_nodes()[GATEWAY_ACTOR] == node_ids(ray_nodes)["gateway"]
     frame = read_table("ib_requests", data_dir=service["data_dir"])
     assert frame.filter(pl.col("request_id").is_in(ids))["status"].to_list() == ["SUCCESS"] * 10
+
+
+# ------------------------------------------------------------------ writers only
+
+
+def _one_bar(writer: int, batch: int):
+    stamp = T0 + timedelta(minutes=writer * 1000 + batch)
+    row = {"request_id": f"w{writer}-b{batch}", "symbol": "SPY", "bar_size": "1 min",
+           "what_to_show": "TRADES", "timestamp": stamp, "open": 1.0, "high": 2.0,
+           "low": 0.5, "close": 1.5, "volume": 1.0}  # fmt: skip
+    return to_table("market_bars", [row])
+
+
+@ray.remote(num_cpus=0.25, scheduling_strategy="SPREAD")
+def merge_batches(data_dir: str, writer: int, batches: int) -> dict:
+    """One writer task: ``batches`` MERGE commits of one row each into one table."""
+    from v6ray.storage.writer import merge_rows
+
+    conflicts = 0
+    for batch in range(batches):
+        # Generous attempts: the test counts conflicts; it must not turn them into errors.
+        result = merge_rows(data_dir, "market_bars", _one_bar(writer, batch), max_attempts=200)
+        conflicts += result["conflicts"]
+    return {"node": ray.get_runtime_context().get_node_id(), "conflicts": conflicts}
+
+
+def test_eight_writers_on_three_nodes_merge_into_one_table_losing_nothing(ray_nodes, s3_server):
+    writers, batches = 8, CONCURRENT_BATCHES
+    data_dir = f"s3://{make_bucket(s3_server)}/data"
+    results = ray.get(
+        [merge_batches.remote(data_dir, w, batches) for w in range(writers)], timeout=900
+    )
+
+    assert len({r["node"] for r in results}) == 3  # SPREAD: every node wrote
+    bars = read_table("market_bars", data_dir=data_dir)
+    expected = {f"w{w}-b{b}" for w in range(writers) for b in range(batches)}
+    assert bars.height == len(expected)
+    assert set(bars["request_id"]) == expected  # every batch present, once
+    from deltalake import DeltaTable
+
+    from v6ray.storage.location import storage_options_for
+    from v6ray.storage.schemas import table_path
+
+    path = table_path(data_dir, "market_bars")
+    history = DeltaTable(path, storage_options=storage_options_for(path)).history()
+    merges = [entry for entry in history if entry.get("operation") == "MERGE"]
+    assert len(merges) == writers * batches  # zero lost commits: one version per batch
+    assert sum(r["conflicts"] for r in results) > 0  # they did collide, and were counted
+
+
+def test_derive_stats_fans_out_one_task_per_symbol_with_the_single_run_result(ray_nodes, s3_server):
+    from v6ray.stats.derive import combine_derive_results, derive_and_write, submit_derive_tasks
+    from v6ray.storage.writer import merge_rows
+
+    bucket = make_bucket(s3_server)
+    spread, single = f"s3://{bucket}/spread", f"s3://{bucket}/single"
+    symbols = ["SPY", "QQQ", "IWM"]
+    rows = []
+    for n, symbol in enumerate(symbols):
+        close = 100.0 * (n + 1)
+        for day in range(30):
+            close *= 1.01 if (day + n) % 3 else 0.985
+            rows.append({"request_id": f"{symbol}-d", "symbol": symbol, "bar_size": "1 day",
+                         "what_to_show": "TRADES", "timestamp": T0 + timedelta(days=day),
+                         "open": close, "high": close * 1.01, "low": close * 0.99,
+                         "close": close, "volume": 1e6})  # fmt: skip
+    for root in (spread, single):
+        merge_rows(root, "market_bars", to_table("market_bars", rows))
+    stamp = datetime(2026, 2, 1, tzinfo=UTC)
+
+    refs = submit_derive_tasks(spread, symbols, computed_at=stamp)
+    combined = combine_derive_results(ray.get(refs, timeout=300))
+    derive_and_write(single, symbols, computed_at=stamp)  # the single-node run, in-process
+
+    assert combined["tasks"] == 3 and combined["symbols"] == sorted(symbols)
+    fanned = read_table("derived_statistics", data_dir=spread).sort("symbol", "date")
+    alone = read_table("derived_statistics", data_dir=single).sort("symbol", "date")
+    assert fanned.height == alone.height == combined["rows"] > 60
+    assert fanned.equals(alone)
