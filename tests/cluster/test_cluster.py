@@ -3,7 +3,8 @@ on the S3 test server: placement, writers on several nodes, concurrent commits, 
 
 One cluster for the whole module (conftest ``ray_nodes``); the tests run in file order:
 one `v6ray up --address ...` service shared by the service tests (taken down at the end),
-then writer-only tests that drive the writer and derive tasks directly. Small workloads, simulator at time scale 0.05: CI has 2 cores.
+then writer-only tests that drive the writer and derive tasks directly. Small workloads,
+simulator at time scale 0.05: CI has 2 cores.
 """
 
 from __future__ import annotations
