@@ -43,11 +43,17 @@ CONCURRENT_BATCHES = int(os.environ.get("V6RAY_CLUSTER_TEST_BATCHES", "4"))
 # ------------------------------------------------------------------ helpers
 
 
+def _gcs() -> str:
+    """This cluster's address: the state API would otherwise look for "the" local Ray and
+    refuse when the machine runs several."""
+    return ray.get_runtime_context().gcs_address
+
+
 def alive_actor_nodes() -> dict[str, str]:
     """Name → node id of v6ray's live named actors (``ray.util.state``)."""
     from ray.util.state import list_actors
 
-    actors = list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
+    actors = list_actors(address=_gcs(), filters=[("state", "=", "ALIVE")], limit=1000)
     return {a["name"]: a["node_id"] for a in actors if a.get("ray_namespace") == NAMESPACE}
 
 
@@ -56,6 +62,7 @@ def writer_task_nodes() -> set[str]:
     from ray.util.state import list_tasks
 
     tasks = list_tasks(
+        address=_gcs(),
         filters=[("func_or_class_name", "=", WRITER_FUNCTION), ("state", "=", "FINISHED")],
         limit=10_000,
         raise_on_missing_output=False,
