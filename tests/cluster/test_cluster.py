@@ -108,7 +108,8 @@ def assert_every_row_once(client: Client, request_ids: list[str], data_dir: str)
     assert bars.unique(subset=keys).height == bars.height, "a bar is in the table twice"
     counts = dict(bars.group_by("request_id").len().iter_rows())
     for request in finals:
-        reported = json.loads(request.result_data)["rows"]
+        result = request.result_data
+        reported = (json.loads(result) if isinstance(result, str) else result)["rows"]
         assert counts.get(request.request_id, 0) == reported, request.request_id
 
 
