@@ -14,7 +14,7 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
-from v6ray import cluster
+from v6ray import cluster, placement
 from v6ray.cli_state import ServiceState
 from v6ray.config import Settings
 from v6ray.constants import GATEWAY_ACTOR, NAMESPACE, QUEUE_ACTOR
@@ -166,6 +166,10 @@ class Client:
             gateway = ray.get_actor(GATEWAY_ACTOR, namespace=self.namespace)
         except ValueError:
             return {"state": "not running"}
+        if placement.gateway_waiting(ray.nodes()):
+            # Ray restarts it only once a node with the resource joins: say so, instead of
+            # waiting for a call that cannot be answered.
+            return {"state": placement.GATEWAY_WAITING}
         try:
             return ray.get(gateway.stats.remote(), timeout=GATEWAY_STATS_TIMEOUT)
         except RayTaskError as exc:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from v6ray.errors import NotRunning
+from v6ray.ray_private import keep_loopback_as_loopback, refresh_ray_config
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +110,7 @@ def pid_alive(pid: int | None) -> bool:
 def use_single_machine_mode() -> None:
     """Make Ray in this process keep 127.0.0.1 as 127.0.0.1 (see the module docstring)."""
     os.environ[_SINGLE_MACHINE_ENV] = "0"
-    import ray._private.ray_constants as ray_constants
-
-    ray_constants.ENABLE_RAY_CLUSTER = False  # read at call time; the env only at import
+    keep_loopback_as_loopback()  # read at call time; the env only at import
 
 
 def _default_token_path() -> Path:
@@ -194,12 +193,7 @@ def apply_auth_mode(auth_mode: str | None) -> None:
         return
     # Ray caches its config when it is imported; a process that imported Ray before the
     # variable was set (a notebook opened before `v6ray up`) must refresh it, as Ray does.
-    try:
-        from ray._raylet import Config
-
-        Config.initialize("")
-    except Exception:  # noqa: BLE001 - older Ray: the env var alone is enough
-        pass
+    refresh_ray_config()
 
 
 # --------------------------------------------------------------------------- start / stop

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from v6ray import cluster, constants
+from v6ray import cluster, constants, placement
 from v6ray.cli_state import ServiceState, results_dir
 from v6ray.config import Settings
 from v6ray.errors import NotRunning, V6RayError
@@ -204,6 +204,7 @@ def _deploy(settings: Settings, options: UpOptions, state: ServiceState, out: Te
     from v6ray.scheduler.actor import get_or_create_scheduler
 
     data_dir = state.results_dir
+    placement.check_shared_data_root(data_dir, ray.nodes())  # before anything is written
     if not location.is_uri(data_dir):
         os.makedirs(data_dir, exist_ok=True)
     queue = get_or_create_queue(data_dir)

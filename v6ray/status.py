@@ -86,6 +86,15 @@ def to_text(stats: Mapping[str, Any], service: Mapping[str, Any] | None = None) 
         out.append("  pacing      " + _flat(pacing))
     errors = gateway.get("ib_errors")
     out.append("  IB errors   " + (_flat(errors) if errors else "none"))
+    counters = gateway.get("counters")
+    if isinstance(counters, Mapping) and "writer_commits" in counters:
+        # Conflicts: commits a writer task retried because another writer (any node)
+        # committed to the same table first; retried, never lost.
+        out.append(
+            f"  writers     {_get(counters, 'writer_commits')} commits"
+            f" · {_get(counters, 'rows_written')} rows"
+            f" · {_get(counters, 'writer_conflicts')} conflicts retried"
+        )
     if gateway.get("last_error"):
         out.append(f"  last error  {_short(gateway['last_error'])}")
     out.extend(_task_lines(gateway))

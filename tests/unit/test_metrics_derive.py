@@ -155,3 +155,19 @@ def test_missing_daily_bars_plan():
 def test_last_completed_session_follows_the_calendar():
     assert last_completed_session(datetime(2026, 11, 27, 17, 0, tzinfo=UTC)) == date(2026, 11, 25)
     assert last_completed_session(datetime(2026, 11, 27, 18, 5, tzinfo=UTC)) == date(2026, 11, 27)
+
+
+def test_one_task_per_symbol_gives_exactly_the_rows_of_one_task_for_all():
+    """`derive-stats` fans out one task per symbol: their union must equal the single run."""
+    later = FIRST + timedelta(days=25)
+    bars = pl.concat([bars_frame(), bars_frame(symbol="QQQ", scale=3.0),
+                      bars_frame(symbol="IWM", days=21, scale=0.5)])
+    options = pl.concat([options_frame(later), options_frame(later, spot=300.0)
+                         .with_columns(pl.lit("QQQ").alias("symbol"))])
+    stamp = datetime(2026, 11, 1, tzinfo=UTC)
+    together = compute_derived_statistics(bars, options, symbols=["SPY", "QQQ", "IWM"],
+                                          computed_at=stamp)
+    apart = pl.concat([compute_derived_statistics(bars, options, symbols=[s], computed_at=stamp)
+                       for s in ("IWM", "SPY", "QQQ")]).sort("symbol", "date")
+    assert together.height > 60
+    assert apart.equals(together)

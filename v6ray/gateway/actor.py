@@ -249,6 +249,7 @@ class IBGateway:
                 "connects": connection.connects,
                 "writer_commits": drainer.writer.commits,
                 "rows_written": drainer.writer.rows_written,
+                "writer_conflicts": drainer.writer.conflicts,
             },
         )
         return out

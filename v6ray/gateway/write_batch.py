@@ -41,6 +41,7 @@ class WriteBatcher:
         self._committing: dict[str, asyncio.Task] = {}
         self.commits = 0
         self.rows_written = 0
+        self.conflicts = 0  # commits the writer tasks retried after another writer's commit
 
     async def write(self, table: str, rows: Rows) -> dict[str, Any]:
         """Rows of one request; returns its result_data once they are committed."""
@@ -83,6 +84,7 @@ class WriteBatcher:
         else:
             self.commits += 1
             self.rows_written += arrow.num_rows
+            self.conflicts += int(result.get("conflicts") or 0)
             for piece, future in batch:
                 if not future.done():
                     future.set_result({**result, "rows": len(piece)})

@@ -73,12 +73,9 @@ TEXT_LAYOUT = "{asctime}\t{level} {filename}:{lineno} -- {message}\n"
 
 def job_log_encoding() -> str | None:
     """"TEXT" or "JSON" when this Ray worker's job has a logging config, else None."""
-    try:
-        from ray._private.worker import global_worker
+    from v6ray.ray_private import job_logging_config
 
-        config = global_worker.job_logging_config
-    except Exception:  # noqa: BLE001 - not a Ray worker
-        return None
+    config = job_logging_config()
     return getattr(config, "encoding", None) if config is not None else None
 
 

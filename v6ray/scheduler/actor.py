@@ -257,7 +257,7 @@ class UnifiedScheduler:
         return ids
 
     async def _derive(self, job: Job, ids: list[str]) -> None:
-        from v6ray.stats.derive import derive_task
+        from v6ray.stats.derive import combine_derive_results, submit_derive_tasks
 
         result: dict[str, Any] = {"started_at": _iso(self._clock())}
         try:
@@ -268,7 +268,8 @@ class UnifiedScheduler:
                 result["bar_requests_failed"] = sum(
                     1 for o in outcomes if isinstance(o, BaseException) or o.status != "SUCCESS"
                 )
-            written = await derive_task().remote(self.data_dir, list(job.symbols))
+            refs = submit_derive_tasks(self.data_dir, list(job.symbols))
+            written = combine_derive_results(await asyncio.gather(*refs))
             result.update(rows=written.get("rows"), symbols=written.get("symbols"), error=None)
         except Exception as exc:
             log.warning("derive_statistics job %s failed: %s", job.name, exc)

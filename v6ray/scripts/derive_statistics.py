@@ -3,8 +3,8 @@
 
 First the daily bars each symbol lacks are enqueued (at least 300 trading days, so the
 20-day realized vol has a 252-day history for the IV-rank fallback) and awaited; then the
-statistics are computed with polars in a Ray task next to the data and merged by
-(symbol, date). See ``v6ray.stats.derive`` for what each column means.
+statistics are computed with polars, one Ray task per symbol spread over the cluster's
+nodes, and merged by (symbol, date). See ``v6ray.stats.derive`` for what each column means.
 
 Bars come from one series per symbol (``v6ray.stats.derive.daily_series``): daily TRADES
 bars of regular trading hours (use_rth) of the symbol's default instrument, the series
@@ -27,9 +27,10 @@ from v6ray.model import Priority
 from v6ray.scripts.progress import DEFAULT_TIMEOUT, Summary, run_main, submit_and_wait
 from v6ray.stats.derive import (
     MIN_HISTORY_TRADING_DAYS,
-    derive_task,
+    combine_derive_results,
     last_completed_session,
     missing_daily_bars,
+    submit_derive_tasks,
 )
 from v6ray.storage import location
 
@@ -102,7 +103,10 @@ def _run_derive_task(data_dir: str, symbols: list[str], *, timeout: float) -> di
     from v6ray.client import original_error
 
     try:
-        return ray.get(derive_task().remote(data_dir, symbols), timeout=timeout)
+        # One task per symbol, spread over the cluster's nodes.
+        return combine_derive_results(
+            ray.get(submit_derive_tasks(data_dir, symbols), timeout=timeout)
+        )
     except RayTaskError as exc:  # hand the original error (e.g. StorageError) to the caller
         raise original_error(exc) from None
 

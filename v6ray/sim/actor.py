@@ -65,12 +65,20 @@ class SimulatorActor:
 
 def get_or_create_simulator(config: SimConfig, *, name: str = SIMULATOR_ACTOR,
                             namespace: str = NAMESPACE):
-    """The named, detached simulator actor (created if missing); its server is started."""
-    import ray
+    """The named, detached simulator actor (created if missing); its server is started.
 
+    Pinned to this node (the one running `up`), as a real IB Gateway runs on one fixed
+    machine: on a cluster, a simulator Ray placed on a worker node would move, and take a
+    new port, whenever that node is lost.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
     handle = ray.remote(SimulatorActor).options(
         name=name, namespace=namespace, lifetime="detached", get_if_exists=True,
         num_cpus=0, max_restarts=-1, max_concurrency=1000,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False),
     ).remote(config)
     ray.get(handle.port.remote())  # start listening before anyone is told the port
     return handle

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -250,8 +250,39 @@ def derive_and_write(
 def derive_task():
     """``derive_and_write`` as a Ray task (created lazily: importing this module needs no Ray).
 
-    Pure CPU + local I/O; retried on a system failure only (the merge is idempotent).
+    CPU + I/O on the shared data root; SPREAD over the nodes like the writer tasks; retried
+    on a system failure (a lost node) only: the merge is idempotent.
     """
     import ray
 
-    return ray.remote(num_cpus=0.5, max_retries=2)(derive_and_write)
+    return ray.remote(num_cpus=0.5, max_retries=2, scheduling_strategy="SPREAD")(
+        derive_and_write
+    )
+
+
+def submit_derive_tasks(
+    data_dir: str, symbols: Sequence[str], *, computed_at: datetime | None = None
+) -> list[Any]:
+    """One derive task per symbol, spread over the cluster; returns their ObjectRefs.
+
+    A symbol's statistics read only that symbol's bars, quotes and earlier rows, so the
+    tasks are independent and their union equals one task over every symbol. They share
+    one ``computed_at`` so the rows match that single run exactly. Their commits to
+    ``derived_statistics`` may conflict; ``merge_rows`` retries those.
+    """
+    stamp = computed_at or datetime.now(UTC)
+    task = derive_task()
+    wanted = dict.fromkeys(s.upper() for s in symbols)
+    return [task.remote(data_dir, [symbol], computed_at=stamp) for symbol in wanted]
+
+
+def combine_derive_results(results: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The per-symbol tasks' summaries as one: rows and conflicts summed, symbols joined."""
+    results = list(results)
+    return {
+        "table": constants.DERIVED_STATISTICS_TABLE,
+        "rows": sum(int(r.get("rows") or 0) for r in results),
+        "conflicts": sum(int(r.get("conflicts") or 0) for r in results),
+        "symbols": sorted({s for r in results for s in r.get("symbols", [])}),
+        "tasks": len(results),
+    }

@@ -115,8 +115,9 @@ def merge_rows(
     """Merge ``rows`` into ``table`` under ``data_dir`` (a folder or an object-store URI);
     returns {table, rows, delta_version, conflicts}.
 
-    ``rows`` is the number of distinct keys written. Raises ``StorageError`` after
-    ``max_attempts`` conflicting commits or on a schema mismatch.
+    ``rows`` is the number of distinct keys written; ``conflicts`` the commits retried
+    because another writer (on this node or any other) committed first. Raises
+    ``StorageError`` after ``max_attempts`` conflicting commits or on a schema mismatch.
     """
     spec = table_spec(table)
     batch = dedupe_last(conform(rows, spec.schema), spec.key_columns)
@@ -166,6 +167,14 @@ def _merge_rows_task(data_dir: str, table: str, rows: pa.Table, **options: Any) 
     return merge_rows(data_dir, table, rows, **options)
 
 
-write_rows = ray.remote(num_cpus=0.25, max_retries=3, retry_exceptions=[StorageError])(
-    _merge_rows_task
-)
+# SPREAD: under load the writer tasks go to every node with CPU, not only the gateway's
+# node (Ray's default packs tasks onto the caller's node while it has room). A writer may
+# run anywhere because every node reaches the same data root (``placement`` refuses a
+# local-path data root on a multi-node cluster). Retried on a lost node as on a
+# StorageError: the MERGE is idempotent, so a task redone elsewhere adds no duplicate.
+write_rows = ray.remote(
+    num_cpus=0.25,
+    max_retries=3,
+    retry_exceptions=[StorageError],
+    scheduling_strategy="SPREAD",
+)(_merge_rows_task)

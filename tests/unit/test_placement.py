@@ -1,0 +1,54 @@
+"""Where work may run on a cluster: a local data root on several nodes is refused with one
+line naming the fix; a lost gateway node is recognised (pure: node lists as Ray gives them)."""
+
+from __future__ import annotations
+
+import pytest
+
+from v6ray import status
+from v6ray.errors import V6RayError
+from v6ray.placement import (
+    GATEWAY_WAITING,
+    SplitDataRoot,
+    check_shared_data_root,
+    gateway_waiting,
+)
+
+
+def node(alive=True, **resources):
+    return {"NodeID": "n", "Alive": alive, "Resources": {"CPU": 1.0, **resources}}
+
+
+@pytest.mark.parametrize("data_dir", ["./v6ray-data", "/srv/v6ray", "file:///srv/v6ray"])
+def test_a_local_data_root_on_several_nodes_is_refused_naming_the_fix(data_dir):
+    with pytest.raises(SplitDataRoot) as refused:
+        check_shared_data_root(data_dir, [node(), node(v6ray_gateway=1.0), node(alive=False)])
+    message = str(refused.value)
+    assert isinstance(refused.value, V6RayError)  # the CLI's one-line user error
+    assert "\n" not in message
+    assert "2 nodes" in message and "local folder" in message
+    assert "s3://" in message
+
+
+def test_one_live_node_or_shared_storage_is_fine():
+    check_shared_data_root("./v6ray-data", [node(), node(alive=False)])
+    check_shared_data_root("s3://bucket/v6ray", [node(), node(), node()])
+    check_shared_data_root("gs://bucket/v6ray", [node(), node()])
+
+
+def test_gateway_waits_only_when_its_node_is_gone():
+    assert gateway_waiting([node(), node(alive=False, v6ray_gateway=1.0)])
+    assert not gateway_waiting([node(), node(v6ray_gateway=1.0)])
+    # Restarted: the dead entry stays in Ray's node list beside the new live one.
+    assert not gateway_waiting([node(alive=False, v6ray_gateway=1.0), node(v6ray_gateway=1.0)])
+    assert not gateway_waiting([node()])  # one machine: the gateway is not pinned at all
+
+
+def test_status_says_the_gateway_waits_and_counts_writer_conflicts():
+    text = status.to_text(
+        {"queue": {"depth": {"PENDING": 3}}, "gateway": {"state": GATEWAY_WAITING}}
+    )
+    assert "waiting for a node with v6ray_gateway" in text
+    counters = {"writer_commits": 12, "rows_written": 340, "writer_conflicts": 5}
+    text = status.to_text({"queue": {}, "gateway": {"state": "connected", "counters": counters}})
+    assert "12 commits · 340 rows · 5 conflicts retried" in text

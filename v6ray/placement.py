@@ -1,0 +1,60 @@
+"""Where v6ray's work may run on a Ray cluster: the rules `up` and `status` apply.
+
+Pure: every function takes the node list (``ray.nodes()``'s shape: ``Alive``,
+``Resources``, ``NodeID``) and the data root, and decides; no Ray call here.
+
+- The gateway runs on the one node advertising ``v6ray_gateway`` (when any does); when
+  that node is gone, Ray keeps the restarting actor pending until a node with the resource
+  joins, and ``status`` says so instead of "unreachable".
+- Writer and derive tasks run on any node (``scheduling_strategy="SPREAD"``). That is only
+  safe when every node sees the same tables: a local folder on a multi-node cluster would
+  give each node its own copy, and the head would never see rows written elsewhere. `up`
+  refuses that with one line naming the fix, rather than pinning every writer to the head
+  (which would make the head the only node doing I/O, defeating the point of a cluster).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from v6ray.constants import GATEWAY_NODE_RESOURCE
+from v6ray.errors import V6RayError
+from v6ray.storage.location import DataRoot
+
+Node = Mapping[str, Any]
+GATEWAY_WAITING = f"waiting for a node with {GATEWAY_NODE_RESOURCE}"
+
+
+class SplitDataRoot(V6RayError):
+    """A local-folder data root on a cluster of several nodes: each would write its own copy."""
+
+
+def alive(nodes: Iterable[Node]) -> list[Node]:
+    return [node for node in nodes if node.get("Alive")]
+
+
+def has_gateway_resource(node: Node) -> bool:
+    return bool((node.get("Resources") or {}).get(GATEWAY_NODE_RESOURCE))
+
+
+def check_shared_data_root(data_dir: str, nodes: Iterable[Node]) -> None:
+    """Raise ``SplitDataRoot`` when ``data_dir`` is a local folder and more than one node
+    is alive: writer tasks spread over the nodes would split the tables between disks."""
+    root = DataRoot.parse(data_dir)
+    count = len(alive(nodes))
+    if root.is_local and count > 1:
+        raise SplitDataRoot(
+            f"data dir {root.uri} is a local folder but the Ray cluster has {count} nodes: "
+            "writer tasks on other nodes would write to their own disks; use shared storage "
+            "every node reaches, e.g. --data-dir s3://bucket/prefix"
+        )
+
+
+def gateway_waiting(nodes: Iterable[Node]) -> bool:
+    """The gateway's node is gone: some node once advertised ``v6ray_gateway``, and no
+    live node does now (Ray restarts the gateway only when such a node joins)."""
+    nodes = list(nodes)
+    ever = any(has_gateway_resource(node) for node in nodes)
+    now = any(has_gateway_resource(node) for node in alive(nodes))
+    return ever and not now
