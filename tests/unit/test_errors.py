@@ -24,6 +24,9 @@ SAMPLES = {
     errors.NoTables: lambda: errors.NoTables("/data/typo", ("/data/typo", "/data/typo/sim")),
     errors.TableLocked: lambda: errors.TableLocked("/data/ib_requests", "pid 7 on h", 30.0),
     errors.SchemaMismatch: lambda: errors.SchemaMismatch("ib_requests", "seq: int32 != long"),
+    errors.StorageConfigError: lambda: errors.StorageConfigError(
+        "V6RAY_STORAGE_OPTIONS", "is not a JSON object"
+    ),
 }
 
 
