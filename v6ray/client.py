@@ -166,15 +166,14 @@ class Client:
             gateway = ray.get_actor(GATEWAY_ACTOR, namespace=self.namespace)
         except ValueError:
             return {"state": "not running"}
-        if placement.gateway_waiting(ray.nodes()):
-            # Ray restarts it only once a node with the resource joins: say so, instead of
-            # waiting for a call that cannot be answered.
-            return {"state": placement.GATEWAY_WAITING}
         try:
             return ray.get(gateway.stats.remote(), timeout=GATEWAY_STATS_TIMEOUT)
         except RayTaskError as exc:
             return {"state": "error", "error": str(original_error(exc))}
         except (RayActorError, GetTimeoutError) as exc:
+            if placement.gateway_waiting(ray.nodes()):
+                # Ray restarts it only once a node with the resource joins: say so.
+                return {"state": placement.GATEWAY_WAITING}
             return {"state": "unreachable", "error": str(exc)}
 
 

@@ -52,9 +52,12 @@ def check_shared_data_root(data_dir: str, nodes: Iterable[Node]) -> None:
 
 
 def gateway_waiting(nodes: Iterable[Node]) -> bool:
-    """The gateway's node is gone: some node once advertised ``v6ray_gateway``, and no
-    live node does now (Ray restarts the gateway only when such a node joins)."""
+    """The gateway's node is gone: no live node advertises ``v6ray_gateway``, and one did
+    (or a node died; Ray may list a dead node without its resources). Ray restarts the
+    gateway only when a node with the resource joins. Ask only once the gateway does not
+    answer: an unpinned gateway (one machine) runs anywhere."""
     nodes = list(nodes)
-    ever = any(has_gateway_resource(node) for node in nodes)
-    now = any(has_gateway_resource(node) for node in alive(nodes))
-    return ever and not now
+    if any(has_gateway_resource(node) for node in alive(nodes)):
+        return False
+    dead = [node for node in nodes if not node.get("Alive")]
+    return any(has_gateway_resource(node) for node in nodes) or bool(dead)

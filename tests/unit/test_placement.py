@@ -42,6 +42,7 @@ def test_gateway_waits_only_when_its_node_is_gone():
     # Restarted: the dead entry stays in Ray's node list beside the new live one.
     assert not gateway_waiting([node(alive=False, v6ray_gateway=1.0), node(v6ray_gateway=1.0)])
     assert not gateway_waiting([node()])  # one machine: the gateway is not pinned at all
+    assert gateway_waiting([node(), node(alive=False)])  # Ray may drop a dead node's resources
 
 
 def test_status_says_the_gateway_waits_and_counts_writer_conflicts():
