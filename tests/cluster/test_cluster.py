@@ -217,23 +217,33 @@ def test_losing_the_gateway_node_waits_for_it_then_drains_the_backlog(ray_nodes,
 # ------------------------------------------------------------------ writers only
 
 
-def _one_bar(writer: int, batch: int):
-    stamp = T0 + timedelta(minutes=writer * 1000 + batch)
-    row = {"request_id": f"w{writer}-b{batch}", "symbol": "SPY", "bar_size": "1 min",
-           "what_to_show": "TRADES", "timestamp": stamp, "open": 1.0, "high": 2.0,
-           "low": 0.5, "close": 1.5, "volume": 1.0}  # fmt: skip
-    return to_table("market_bars", [row])
+def _batch_bars(writer: int, batch: int, writers: int, batches: int):
+    """Two bars of one day: minute ``k`` and minute ``2n - 1 - k`` (``k`` unique to the
+    batch, ``n`` batches in all), so every batch's key range spans the middle of the day's
+    and overlaps every other batch's. delta-rs checks a MERGE against concurrent commits by
+    partition and key statistics: batches in separate days or key ranges never conflict,
+    and the test would not race them at all."""
+    k, n = batch * writers + writer, writers * batches
+    rows = [
+        {"request_id": f"w{writer}-b{batch}", "symbol": "SPY", "bar_size": "1 min",
+         "what_to_show": "TRADES", "timestamp": T0 + timedelta(minutes=minute), "open": 1.0,
+         "high": 2.0, "low": 0.5, "close": 1.5, "volume": 1.0}  # fmt: skip
+        for minute in (k, 2 * n - 1 - k)
+    ]
+    return to_table("market_bars", rows)
 
 
 @ray.remote(num_cpus=0.25, scheduling_strategy="SPREAD")
-def merge_batches(data_dir: str, writer: int, batches: int) -> dict:
-    """One writer task: ``batches`` MERGE commits of one row each into one table."""
+def merge_batches(data_dir: str, writer: int, writers: int, batches: int) -> dict:
+    """One writer task: ``batches`` MERGE commits of two rows each into one table."""
     from v6ray.storage.writer import merge_rows
 
     conflicts = 0
     for batch in range(batches):
         # Generous attempts: the test counts conflicts; it must not turn them into errors.
-        result = merge_rows(data_dir, "market_bars", _one_bar(writer, batch), max_attempts=200)
+        result = merge_rows(
+            data_dir, "market_bars", _batch_bars(writer, batch, writers, batches), max_attempts=200
+        )
         conflicts += result["conflicts"]
     return {"node": ray.get_runtime_context().get_node_id(), "conflicts": conflicts}
 
@@ -242,14 +252,14 @@ def test_eight_writers_on_three_nodes_merge_into_one_table_losing_nothing(ray_no
     writers, batches = 8, CONCURRENT_BATCHES
     data_dir = f"s3://{make_bucket(s3_server)}/data"
     results = ray.get(
-        [merge_batches.remote(data_dir, w, batches) for w in range(writers)], timeout=900
+        [merge_batches.remote(data_dir, w, writers, batches) for w in range(writers)], timeout=900
     )
 
     assert len({r["node"] for r in results}) == 3  # SPREAD: every node wrote
     bars = read_table("market_bars", data_dir=data_dir)
     expected = {f"w{w}-b{b}" for w in range(writers) for b in range(batches)}
-    assert bars.height == len(expected)
-    assert set(bars["request_id"]) == expected  # every batch present, once
+    assert bars.height == 2 * len(expected)
+    assert dict(bars.group_by("request_id").len().iter_rows()) == dict.fromkeys(expected, 2)
     from deltalake import DeltaTable
 
     from v6ray.storage.location import storage_options_for
