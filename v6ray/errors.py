@@ -13,8 +13,8 @@ class V6RayError(Exception):
     """Base of every error v6ray raises on purpose."""
 
 
-class InvalidRequest(V6RayError, ValueError):
-    """A submitted request is malformed; ``field`` names the culprit. Nothing was queued."""
+class InvalidField(V6RayError, ValueError):
+    """Bad input; ``field`` names the culprit, ``reason`` says what is wrong with it."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(field, reason)
@@ -23,6 +23,10 @@ class InvalidRequest(V6RayError, ValueError):
 
     def __str__(self) -> str:
         return f"invalid {self.field}: {self.reason}"
+
+
+class InvalidRequest(InvalidField):
+    """A submitted request is malformed; ``field`` names the culprit. Nothing was queued."""
 
 
 class UnknownTable(V6RayError, ValueError):
@@ -104,16 +108,8 @@ class GatewayUnavailable(V6RayError, ConnectionError):
         return f"IB gateway unavailable: {self.detail}"
 
 
-class StorageConfigError(V6RayError, ValueError):
+class StorageConfigError(InvalidField):
     """The data root or its storage options are malformed; ``field`` names the setting."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(field, reason)
-        self.field = field
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"invalid {self.field}: {self.reason}"
 
 
 class StorageError(V6RayError):

@@ -12,6 +12,7 @@ from v6ray import errors
 
 SAMPLES = {
     errors.V6RayError: lambda: errors.V6RayError("something broke"),
+    errors.InvalidField: lambda: errors.InvalidField("V6RAY_TIME_SCALE", "is not a number"),
     errors.InvalidRequest: lambda: errors.InvalidRequest("items[3].symbol", "is empty"),
     errors.UnknownTable: lambda: errors.UnknownTable("nope"),
     errors.NotRunning: lambda: errors.NotRunning("no RequestQueue actor"),
