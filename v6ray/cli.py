@@ -319,4 +319,33 @@ def _fail(message: str, code: int, *, usage_hint: bool = False) -> int:
 
 def run() -> None:
     """Console-script entry point (``v6ray = "v6ray.cli:run"``)."""
-    sys.exit(main())
+    code = main()
+    if _data_root_is_object_store(sys.argv[1:]):
+        # Leave without the interpreter's teardown: deltalake's object-store I/O runs on
+        # native threads, and tearing the interpreter down under one of them aborted a
+        # `v6ray show` on S3 after it had printed its rows ("terminate called without an
+        # active exception", exit -6). The command is done; its output is flushed first.
+        import logging
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _data_root_is_object_store(argv: Sequence[str]) -> bool:
+    """Whether this command's data root (``--data-dir``, else ``V6RAY_DATA_DIR``) is an
+    object-store URI; False when it cannot tell."""
+    root = os.environ.get("V6RAY_DATA_DIR", "")
+    for i, arg in enumerate(argv):
+        if arg == "--data-dir" and i + 1 < len(argv):
+            root = argv[i + 1]
+        elif arg.startswith("--data-dir="):
+            root = arg.split("=", 1)[1]
+    try:
+        from v6ray.storage.location import is_uri
+
+        return bool(root) and is_uri(root)
+    except V6RayError:
+        return False

@@ -285,3 +285,15 @@ def test_python_dash_m_never_shows_a_traceback(tmp_path):
         assert done.returncode == expected, (argv, done.stderr)
         assert "Traceback" not in done.stderr, done.stderr
         assert done.stderr.startswith("v6ray: error: "), done.stderr
+
+
+def test_commands_on_an_object_store_root_leave_without_interpreter_teardown(monkeypatch):
+    from v6ray.cli import _data_root_is_object_store
+
+    monkeypatch.delenv("V6RAY_DATA_DIR", raising=False)
+    assert _data_root_is_object_store(["show", "market_bars", "--data-dir", "s3://b/p"])
+    assert _data_root_is_object_store(["show", "--data-dir=gs://b/p"])
+    assert not _data_root_is_object_store(["show", "--data-dir", "/tmp/data"])
+    assert not _data_root_is_object_store(["show", "--data-dir", "s3:typo"])  # its error path
+    monkeypatch.setenv("V6RAY_DATA_DIR", "s3://b/p")
+    assert _data_root_is_object_store(["status"])
