@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import random
-import select
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
+from tests.faults.test_journal_concurrency import wait_for_line
 from v6ray.model import Status, new_request
 from v6ray.queue.archive import MANIFEST
 from v6ray.queue.journal import Journal
@@ -83,16 +83,6 @@ def start_compactor(data_dir: str, point: str) -> subprocess.Popen:
         cwd=REPO,
         env=env,
     )
-
-
-def wait_for_line(child: subprocess.Popen, expected: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([child.stdout], [], [], 0.5)
-        if ready and child.stdout.readline().strip() == expected:
-            return
-        assert child.poll() is None, child.stderr.read()[-3000:]
-    raise AssertionError(f"the child never printed {expected!r}")
 
 
 def build_history(data_dir: str, finished: int) -> tuple[set[str], set[str]]:
