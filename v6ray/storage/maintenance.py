@@ -162,11 +162,6 @@ def _text(value: Any) -> str:
     return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
-def compact_all(data_dir: str, **kwargs: Any) -> list[dict[str, Any]]:
-    """Every registered table that exists under ``data_dir``."""
-    return [compact_table(data_dir, name, **kwargs) for name in TABLES]
-
-
 def maintain_tables(
     data_dir: str,
     *,
