@@ -61,6 +61,26 @@ def test_ib_async_paced_traffic_never_breaches(connect):
         assert sim.stats()["violations"] == {} and not codes(errors, 100)
 
 
+def test_a_busy_simulator_counts_messages_at_arrival_not_when_it_reads_them(connect):
+    """30 messages/s, well under IB's 50, while the simulator's loop is stuck for 1.2 s: read
+    at the end of the stall, 36 messages plus the next second's 30 would be one 66-message
+    second, an error 100 the client never caused. Stamped at arrival, as IB counts, no second
+    holds more than the client sent in it."""
+    with running_simulator(time_scale=1.0) as sim:
+        ib, errors = connect(sim)
+        ib.client.MaxRequests = 0  # the client's own pacing is this test's
+        for sent in range(90):
+            if sent == 15:
+                sim.stall(1.2)
+            ib.client.reqCurrentTime()
+            pause(1 / 30)
+        pause(0.5)
+        stats = sim.stats()
+        assert stats["messages"]["by_type"]["reqCurrentTime"] == 90
+        assert stats["violations"] == {} and not codes(errors, 100)
+        assert stats["messages"]["peak_per_window"] <= 35
+
+
 def test_market_data_lines_are_capped_globally_and_snapshots_hold_them(connect):
     with running_simulator(market_data_lines=5, time_scale=0.5) as sim:
         ib, errors = connect(sim)

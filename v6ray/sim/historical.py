@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Coroutine
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -171,7 +172,13 @@ def _contract_key(instrument: Instrument) -> str:
     return f"{instrument.con_id}"
 
 
-async def req_historical_data(session: ClientSession, fields: list[str]) -> None:
+def req_historical_data(session: ClientSession, fields: list[str]) -> Coroutine[None, None, None]:
+    # The pacing windows are checked at the request's arrival, as IB does, not whenever
+    # this coroutine first runs: the stamp is taken now, while the message is dispatched.
+    return _historical_data(session, fields, session.received_at)
+
+
+async def _historical_data(session: ClientSession, fields: list[str], received_at: float) -> None:
     r = p.FieldReader(fields, start=1)
     req_id = r.int()
     q = r.contract()
@@ -213,7 +220,7 @@ async def req_historical_data(session: ClientSession, fields: list[str]) -> None
         query = HistoricalQuery(_contract_key(instrument), q.exchange, what, bar_size,
                                 duration_text, end_text, use_rth, ib_limits.is_small_bar(bar_size),
                                 ib_limits.historical_weight(what))
-        broken = sim.pacing.check(query, time.monotonic())
+        broken = sim.pacing.check(query, received_at)
         if broken == "open":
             session.send_error(req_id, ib_limits.ERR_HIST_MAX_OPEN,
                                "Error processing request:-'bP' : cause - Only "

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -19,6 +18,7 @@ from v6ray import ib_limits
 from v6ray.sim import messages as m
 from v6ray.sim import protocol as p
 from v6ray.sim.limits import MessageRateLimiter, RateVerdict, ReceiptWindow
+from v6ray.sim.receiver import FrameReceiver
 
 if TYPE_CHECKING:
     from v6ray.sim.server import Simulator
@@ -48,6 +48,8 @@ class ClientSession:
         self.historical: dict[int, asyncio.Task] = {}  # open historical requests
         self._tasks: set[asyncio.Task] = set()
         self._stream_task: asyncio.Task | None = None
+        self._receiver: FrameReceiver | None = None
+        self.received_at = 0.0  # arrival of the message being dispatched (monotonic clock)
         self._closed = False
         cfg = sim.config
         self.rate = MessageRateLimiter(cfg.max_messages_per_second, cfg.scaled(1.0),
@@ -56,22 +58,29 @@ class ClientSession:
 
     # --- lifecycle -------------------------------------------------------------------
     async def run(self) -> None:
-        frames = p.FrameReader()
         try:
             if not await self._handshake():
                 return
-            while not self._closed:
-                data = await self.reader.read(65536)
-                if not data:
-                    break
-                for fields in frames.feed(data):
-                    if self._closed:
-                        break
-                    self._on_message(fields)
+            # From here a thread of its own reads the socket and stamps each message with
+            # its arrival time (receiver.py): IB counts at arrival, and this loop may be
+            # busy. The transport keeps writing; its reading was paused by the handshake.
+            loop = asyncio.get_running_loop()
+            ended = loop.create_future()
+            self._receiver = FrameReceiver(
+                self.writer.get_extra_info("socket"), loop, self._on_messages,
+                lambda: ended.done() or ended.set_result(None), name=f"ib-sim-read-{self.id}",
+            ).start()
+            await ended
         except (ConnectionError, p.ProtocolError, asyncio.IncompleteReadError, TimeoutError):
             pass
         finally:
             self.close()
+
+    def _on_messages(self, messages: list[list[str]], received_at: float) -> None:
+        for fields in messages:
+            if self._closed:
+                return
+            self._on_message(fields, received_at)
 
     async def _handshake(self) -> bool:
         prefix = await asyncio.wait_for(self.reader.readexactly(4), HANDSHAKE_TIMEOUT)
@@ -83,6 +92,10 @@ class ClientSession:
         if not low <= p.SERVER_VERSION <= high:
             self.sim.counters.connections_refused += 1
             return False
+        # A TWS client sends nothing more until it has the server version (ib_async's
+        # connectAsync waits for it), so nothing is buffered here when the reading moves
+        # to the receiver thread: the transport stops reading before we answer.
+        self.writer.transport.pause_reading()
         now = datetime.now().astimezone()
         self.send(p.encode(p.SERVER_VERSION, m.server_time_text(now)))
         return True
@@ -97,6 +110,8 @@ class ClientSession:
             self.sim.lines.release((self.id, req_id))
         self.lines.clear()
         self.streams.clear()
+        if self._receiver is not None:
+            self._receiver.stop()
         with contextlib.suppress(Exception):
             self.writer.close()
         self.sim.session_closed(self)
@@ -148,13 +163,14 @@ class ClientSession:
         return await self.sim.connectivity_gate() and not self._closed
 
     # --- dispatch --------------------------------------------------------------------
-    def _on_message(self, fields: list[str]) -> None:
+    def _on_message(self, fields: list[str], now: float) -> None:
+        """Handle one message; ``now`` is its arrival time (time.monotonic()'s clock)."""
         counters = self.sim.counters
         try:
             msg_id = int(fields[0])
         except (IndexError, ValueError):
             return
-        now = time.monotonic()  # receipt time: when this process reads the message, as at IB
+        self.received_at = now
         counters.messages_total += 1
         counters.messages_by_type[p.REQUEST_NAMES.get(msg_id, f"msg{msg_id}")] += 1
         counters.messages_peak_per_window = max(

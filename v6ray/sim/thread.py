@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -110,6 +111,13 @@ class SimulatorThread:
     def inject_error(self, kind: str, code: int, message: str, count: int = 1,
                      symbol: str | None = None) -> None:
         self._call(lambda: self.simulator.inject_error(kind, code, message, count, symbol))
+
+    def stall(self, seconds: float) -> None:
+        """Keep the simulator's event loop busy for ``seconds`` (as a long handler would);
+        returns at once. Messages arriving meanwhile are still stamped at arrival."""
+        if self._loop is None:
+            raise RuntimeError("simulator thread not started")
+        self._loop.call_soon_threadsafe(time.sleep, seconds)
 
     def nightly_restart(self, down_seconds: float) -> None:
         self._call(lambda: self.simulator.nightly_restart(down_seconds))
