@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.write_batch import WriteBatcher
+from v6ray.placement import WriterRotation
 
 
 class FakeWriter:
@@ -17,14 +18,27 @@ class FakeWriter:
     def __init__(self) -> None:
         self.tables: list[pa.Table] = []
 
+        self.nodes: list[str | None] = []
+        self._next_node: str | None = None
+
+    def options(self, scheduling_strategy):
+        assert scheduling_strategy.soft  # a busy or lost node's commit may run elsewhere
+        self._next_node = scheduling_strategy.node_id
+        return self
+
     def remote(self, data_dir, table, rows):
         self.tables.append(rows)
+        self.nodes.append(self._next_node)
+        self._next_node = None
 
         async def done():
             await asyncio.sleep(0.01)
             return {"table": table, "rows": rows.num_rows, "delta_version": len(self.tables)}
 
         return done()
+
+
+NODE_IDS = tuple(letter * 56 for letter in "abc")  # Ray node ids: 28 bytes in hex
 
 
 def bar(rid: str, close) -> dict:
@@ -82,3 +96,23 @@ def test_a_full_buffer_flushes_without_waiting_for_the_timer():
     run(scenario())
 
 
+
+
+def test_on_a_cluster_each_commit_goes_to_the_next_node_with_cpu():
+    a, b, c = NODE_IDS
+    nodes = [{"NodeID": name, "Alive": True, "Resources": {"CPU": 1.0}} for name in (a, b, c)]
+
+    async def scenario():
+        writer = FakeWriter()
+        batcher = WriteBatcher("/unused", GatewayConfig(write_batch_seconds=0.001), writer,
+                               rotation=WriterRotation(lambda: nodes))
+        for n in range(7):
+            await batcher.write("market_bars", [bar(f"r{n}", 1.0)])
+            await asyncio.sleep(0)  # let the node-list refresh (a thread) finish
+        return writer.nodes, batcher.commits_by_node
+
+    sent_to, by_node = run(scenario())
+    # The first commit leaves before the node list is known (Ray places it), then in turn.
+    assert sent_to[0] is None
+    assert sent_to[1:] == [a, b, c, a, b, c]
+    assert by_node == {a: 2, b: 2, c: 2}

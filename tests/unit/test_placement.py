@@ -10,6 +10,7 @@ from v6ray.errors import V6RayError
 from v6ray.placement import (
     GATEWAY_WAITING,
     SplitDataRoot,
+    WriterRotation,
     check_shared_data_root,
     gateway_waiting,
 )
@@ -53,3 +54,27 @@ def test_status_says_the_gateway_waits_and_counts_writer_conflicts():
     counters = {"writer_commits": 12, "rows_written": 340, "writer_conflicts": 5}
     text = status.to_text({"queue": {}, "gateway": {"state": "connected", "counters": counters}})
     assert "12 commits · 340 rows · 5 conflicts retried" in text
+
+
+def test_writer_commits_take_turns_over_the_live_nodes_with_cpu():
+    listed = [
+        {"NodeID": "b", "Alive": True, "Resources": {"CPU": 1.0}},
+        {"NodeID": "a", "Alive": True, "Resources": {"CPU": 2.0, "v6ray_gateway": 1.0}},
+        {"NodeID": "dead", "Alive": False, "Resources": {"CPU": 1.0}},
+        {"NodeID": "no-cpu", "Alive": True, "Resources": {"memory": 1e9}},
+    ]
+    now = [0.0]
+    fetches = []
+    rotation = WriterRotation(lambda: fetches.append(now[0]) or listed, refresh_seconds=10,
+                              clock=lambda: now[0])
+    assert rotation.stale and rotation.next_node() is None  # nothing known yet: Ray places it
+    rotation.refresh()
+    assert [rotation.next_node() for _ in range(5)] == ["a", "b", "a", "b", "a"]
+    now[0] = 9.9
+    assert not rotation.stale
+    listed[2]["Alive"] = True  # a node joined: used from the next refresh on
+    now[0] = 10.0
+    assert rotation.stale
+    rotation.refresh()
+    assert {rotation.next_node() for _ in range(3)} == {"a", "b", "dead"}
+    assert fetches == [0.0, 10.0]

@@ -250,6 +250,7 @@ class IBGateway:
                 "writer_commits": drainer.writer.commits,
                 "rows_written": drainer.writer.rows_written,
                 "writer_conflicts": drainer.writer.conflicts,
+                "writer_commits_by_node": dict(drainer.writer.commits_by_node),
             },
         )
         return out

@@ -34,6 +34,7 @@ from v6ray.gateway.pacing import Pacer
 from v6ray.gateway.permits import PermitGate
 from v6ray.gateway.write_batch import WriteBatcher
 from v6ray.model import IBRequest
+from v6ray.placement import WriterRotation
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,9 @@ class Drainer:
         self.gate = gate
         self.breaker = breaker
         self.worker_id = worker_id
-        self.writer = WriteBatcher(data_dir, config)
+        # On a cluster each commit goes to the next node with CPU (placement.WriterRotation).
+        rotation = WriterRotation(ray.nodes) if ray.is_initialized() else None
+        self.writer = WriteBatcher(data_dir, config, rotation=rotation)
         self.outcomes = OutcomeReporter(queue, worker_id)
         self.in_flight: dict[str, _InFlight] = {}
         self.reserved = Cost()

@@ -9,15 +9,20 @@ instead of one per request (both profiled as the gateway's largest costs per req
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 import pyarrow as pa
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.handlers import Rows
 from v6ray.gateway.parsing import to_table
+from v6ray.placement import WriterRotation
 from v6ray.storage.writer import write_rows
+
+log = logging.getLogger(__name__)
 
 # What pyarrow raises for a value that does not fit its column.
 CONVERSION_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError)
@@ -31,10 +36,15 @@ class WriteBatcher:
     conflicts); different tables are written in parallel by separate writer tasks.
     """
 
-    def __init__(self, data_dir: str, config: GatewayConfig, writer: Any = write_rows) -> None:
+    def __init__(self, data_dir: str, config: GatewayConfig, writer: Any = write_rows,
+                 rotation: WriterRotation | None = None) -> None:
         self.data_dir = data_dir
         self.config = config
         self._writer = writer  # the @ray.remote task (tests pass a stand-in)
+        # Which node each commit goes to (placement.py says why); None: Ray's SPREAD.
+        self._rotation = rotation
+        self._refreshing: asyncio.Task | None = None
+        self.commits_by_node: dict[str, int] = {}
         self._buffers: dict[str, list[tuple[Rows, asyncio.Future[dict]]]] = {}
         self._buffered_rows: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -76,7 +86,7 @@ class WriteBatcher:
             arrow, batch = _to_arrow(table, batch)
             if not batch:
                 return
-            result = await self._writer.remote(self.data_dir, table, arrow)
+            result = await self._writer_for_next_commit().remote(self.data_dir, table, arrow)
         except Exception as exc:  # StorageError or a lost writer: every request retries
             for _, future in batch:
                 if not future.done():
@@ -92,6 +102,29 @@ class WriteBatcher:
             self._committing.pop(table, None)
             if self._buffers.get(table):
                 self._flush(table)
+
+    def _writer_for_next_commit(self) -> Any:
+        rotation = self._rotation
+        if rotation is None:
+            return self._writer
+        if rotation.stale and self._refreshing is None:
+            # ray.nodes() asks the GCS: off the event loop, which paces IB's messages.
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh(rotation))
+        node = rotation.next_node()
+        if node is None:
+            return self._writer
+        self.commits_by_node[node] = self.commits_by_node.get(node, 0) + 1
+        return self._writer.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True)
+        )
+
+    async def _refresh(self, rotation: WriterRotation) -> None:
+        try:
+            await asyncio.to_thread(rotation.refresh)
+        except Exception:  # the GCS is briefly unreachable: keep the old list, ask again
+            log.warning("writer node list not refreshed", exc_info=True)
+        finally:
+            self._refreshing = None
 
     async def flush_all(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
