@@ -94,15 +94,20 @@ class WriterRotation:
         self._turn = 0
 
     @property
+    def never_fetched(self) -> bool:
+        return self._fetched_at is None
+
+    @property
     def stale(self) -> bool:
         return self._fetched_at is None or (
             self._clock() - self._fetched_at >= self._refresh_seconds
         )
 
     def refresh(self) -> None:
-        """Read the node list now (blocking: the gateway runs this off its event loop)."""
-        self._nodes = writer_node_ids(self._fetch())
+        """Read the node list now (blocking). A failed read counts as one: it is retried
+        after ``refresh_seconds``, not at every commit."""
         self._fetched_at = self._clock()
+        self._nodes = writer_node_ids(self._fetch())
 
     def next_node(self) -> str | None:
         """The node for the next commit; None while no node is known (Ray places it)."""

@@ -94,6 +94,7 @@ def to_text(stats: Mapping[str, Any], service: Mapping[str, Any] | None = None) 
             f"  writers     {_get(counters, 'writer_commits')} commits"
             f" · {_get(counters, 'rows_written')} rows"
             f" · {_get(counters, 'writer_conflicts')} conflicts retried"
+            + _writer_nodes(counters.get("writer_commits_by_node"))
         )
     if gateway.get("last_error"):
         out.append(f"  last error  {_short(gateway['last_error'])}")
@@ -183,6 +184,13 @@ def _table(title: str, rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
         nonzero = {k: v for k, v in busy[name].items() if v}
         lines.append(f"    {name:<18}{_counts(nonzero)}")
     return lines
+
+
+def _writer_nodes(by_node: object) -> str:
+    """The " · on N nodes" suffix, once commits went to more than one node (a cluster)."""
+    if isinstance(by_node, Mapping) and len(by_node) > 1:
+        return f" · on {len(by_node)} nodes"
+    return ""
 
 
 def _flat(mapping: Mapping[str, Any]) -> str:

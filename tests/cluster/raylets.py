@@ -1,18 +1,19 @@
 """A real multi-node Ray cluster on this machine: a head and worker raylets, each its own
-``ray start --block`` process group with its own ports and temp dir.
+process group with its own ports and temp dir, every address 127.0.0.1.
 
-The nodes use the machine's own address, not 127.0.0.1: Ray's single-machine switch
-(``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, what keeps a one-node v6ray on loopback) makes
-``ray start`` refuse to add a worker, and without it Ray rewrites 127.0.0.1 to the
-machine's address anyway. So this is what a real cluster is: nodes reaching each other by
-address, with Ray token auth on (only holders of the module's token run code); the
-dashboard still binds 127.0.0.1.
+The head is ``ray start --head --block`` with Ray's single-machine switch
+(``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, what keeps a one-node v6ray on loopback). A
+worker cannot be added by `ray start` with that switch on, and without it Ray rewrites
+127.0.0.1 to the machine's network address, so workers are started by
+``tests/cluster/worker_node.py`` (what Ray's own ``ray.cluster_utils`` does for a worker,
+in a process of its own). Ray token auth is on: only holders of the module's token run code.
 
-Why not ``ray.cluster_utils.Cluster``: it writes ``/tmp/ray/ray_current_cluster``, which a
-bare ``ray.init()`` of anyone else on the machine would then join. Every process here is
-started in its own session, so a node is killed (a crash: SIGKILL to its raylet and
-everything else it started) or stopped by signalling exactly its process group, never by
-``ray stop`` (which would end other people's clusters too).
+Why not ``ray.cluster_utils.Cluster`` itself: it writes ``/tmp/ray/ray_current_cluster``,
+which a bare ``ray.init()`` of anyone else on the machine would then join, and its nodes
+are children of the test process. Every process here is started in its own session, so a
+node is killed (a crash: SIGKILL to its raylet and everything else it started) or stopped
+by signalling exactly its process group, never by ``ray stop`` (which would end other
+people's clusters too).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +35,7 @@ from v6ray.cluster import free_port, reachable
 START_TIMEOUT = 180.0  # `ray start` takes ~5-40 s; far longer when the 2 cores are busy
 STOP_TIMEOUT = 30.0
 SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+LOOPBACK = "127.0.0.1"
 START_ATTEMPTS = 3
 
 
@@ -50,6 +51,7 @@ class RayNode:
     temp_dir: str
     resources: dict[str, float] = field(default_factory=dict)
     process: subprocess.Popen | None = None
+    log_offset: int = 0  # where this start's lines begin in log_path
 
     @property
     def alive(self) -> bool:
@@ -65,7 +67,7 @@ class LocalRayCluster:
         self.env.pop("RAY_ADDRESS", None)
         self.num_cpus = num_cpus
         self.nodes: dict[str, RayNode] = {}
-        self.ip = machine_ip()
+        self.ip = LOOPBACK
         self.address = f"{self.ip}:{free_port(self.ip)}"
 
     # ------------------------------------------------------------------ start
@@ -82,7 +84,7 @@ class LocalRayCluster:
 
     def add_worker(self, name: str, resources: dict[str, float] | None = None) -> RayNode:
         return self._start_with_retries(
-            name, lambda: [f"--address={self.address}"], resources or {}
+            name, lambda: ["--worker"], resources or {}
         )
 
     def _start_with_retries(self, name: str, role, resources: dict[str, float]) -> RayNode:
@@ -109,23 +111,31 @@ class LocalRayCluster:
     def _start(self, name: str, role: list[str], resources: dict[str, float]) -> RayNode:
         temp_dir = f"/tmp/v6t-{secrets.token_hex(3)}"  # short: unix socket paths live here
         log_path = self.workdir / f"ray-{name}.log"
-        command = [
-            sys.executable, "-m", "ray.scripts.scripts", "start", "--block", *role,
-            f"--node-ip-address={self.ip}",
-            f"--num-cpus={self.num_cpus}",
-            f"--object-store-memory={100 * 1024 * 1024}",
-            # Every other port is left to Ray, which picks a free one when it binds: a port
-            # picked here could be taken by another Ray on the machine before it is bound.
-            # This one defaults to a fixed 52365, which two nodes on one machine cannot share.
-            f"--dashboard-agent-listen-port={free_port()}",
-            f"--temp-dir={temp_dir}",
-            "--disable-usage-stats",
-        ]  # fmt: skip
-        if resources:
-            command.append(f"--resources={json.dumps(resources)}")
+        # Every other port is left to Ray, which picks a free one when it binds: a port
+        # picked here could be taken by another Ray on the machine before it is bound.
+        # This one defaults to a fixed 52365, which two nodes on one machine cannot share.
+        agent_port = free_port()
+        memory = 100 * 1024 * 1024
+        if role == ["--worker"]:
+            command = [
+                sys.executable, "-m", "tests.cluster.worker_node", f"--address={self.address}",
+                f"--temp-dir={temp_dir}", f"--num-cpus={self.num_cpus}",
+                f"--object-store-memory={memory}", f"--dashboard-agent-listen-port={agent_port}",
+                f"--resources={json.dumps(resources)}",
+            ]  # fmt: skip
+        else:
+            command = [
+                sys.executable, "-m", "ray.scripts.scripts", "start", "--block", *role,
+                f"--node-ip-address={self.ip}", f"--num-cpus={self.num_cpus}",
+                f"--object-store-memory={memory}", f"--dashboard-agent-listen-port={agent_port}",
+                f"--temp-dir={temp_dir}", "--disable-usage-stats",
+            ]  # fmt: skip
+            if resources:
+                command.append(f"--resources={json.dumps(resources)}")
         node = RayNode(name, command, log_path, temp_dir, dict(resources))
-        env = dict(self.env)
-        env.pop(SINGLE_MACHINE_ENV, None)
+        # A restarted node appends to its log: only what this start writes counts.
+        node.log_offset = log_path.stat().st_size if log_path.exists() else 0
+        env = {**self.env, SINGLE_MACHINE_ENV: "0"}
         with open(log_path, "ab") as log:
             node.process = subprocess.Popen(
                 command,
@@ -165,7 +175,9 @@ class LocalRayCluster:
                 raise NodeStartFailed(f"the head exited: {_tail(head.log_path)}")
             if not node.alive:
                 raise NodeStartFailed(f"ray node {node.name} exited: {_tail(node.log_path)}")
-            started = "Ray runtime started" in node.log_path.read_text(errors="replace")
+            with open(node.log_path, "rb") as log:
+                log.seek(node.log_offset)
+                started = b"Ray runtime started" in log.read()
             if started and reachable(self.address, timeout=0.5):
                 return
             time.sleep(0.5)
@@ -203,14 +215,6 @@ class LocalRayCluster:
         for name in [n for n in self.nodes if n != "head"] + ["head"]:
             if name in self.nodes:
                 self.stop(name)
-
-
-def machine_ip() -> str:
-    """This machine's address on its default route (as Ray finds it: a UDP "connect"
-    sends nothing)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect(("192.0.2.254", 9))  # TEST-NET-1: routed by the default route only
-        return probe.getsockname()[0]
 
 
 def _kill_leftovers(node: RayNode) -> None:

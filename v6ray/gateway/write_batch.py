@@ -107,8 +107,10 @@ class WriteBatcher:
         rotation = self._rotation
         if rotation is None:
             return self._writer
-        if rotation.stale and self._refreshing is None:
-            # ray.nodes() asks the GCS: off the event loop, which paces IB's messages.
+        if rotation.never_fetched:
+            self._refresh_now(rotation)  # once: the first commit goes somewhere chosen too
+        elif rotation.stale and self._refreshing is None:
+            # ray.nodes() asks the GCS: later asks run off the event loop (IB's pacing).
             self._refreshing = asyncio.get_running_loop().create_task(self._refresh(rotation))
         node = rotation.next_node()
         if node is None:
@@ -120,11 +122,16 @@ class WriteBatcher:
 
     async def _refresh(self, rotation: WriterRotation) -> None:
         try:
-            await asyncio.to_thread(rotation.refresh)
-        except Exception:  # the GCS is briefly unreachable: keep the old list, ask again
-            log.warning("writer node list not refreshed", exc_info=True)
+            await asyncio.to_thread(self._refresh_now, rotation)
         finally:
             self._refreshing = None
+
+    @staticmethod
+    def _refresh_now(rotation: WriterRotation) -> None:
+        try:
+            rotation.refresh()
+        except Exception:  # the GCS is briefly unreachable: keep the old list, ask again
+            log.warning("writer node list not refreshed", exc_info=True)
 
     async def flush_all(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
