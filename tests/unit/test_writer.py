@@ -134,3 +134,16 @@ def test_compact_table_reduces_files(tmp_path):
     result = compact_table(str(tmp_path), "market_bars")
     assert result["files_after"] < result["files_before"]
     assert read(str(tmp_path), "market_bars").num_rows == 40
+
+
+def test_a_result_table_takes_a_checkpoint_every_ten_commits(tmp_path):
+    """Each MERGE opens the table and replays the log since the last checkpoint: the
+    writers' many small commits must not leave a hundred of them to replay (Delta's default)."""
+    for commit in range(12):
+        merge_rows(str(tmp_path), "market_bars", bars(commit, 1, f"r{commit}"))
+    log = tmp_path / "market_bars" / "_delta_log"
+    [checkpoint] = [int(p.name.split(".")[0]) for p in log.glob("*.checkpoint.parquet")]
+    commits = [int(p.stem) for p in log.glob("*.json")]
+    assert max(commits) == 12 and 12 - checkpoint < 10  # what a reopen replays
+    assert DeltaTable(str(tmp_path / "market_bars")).metadata().configuration == {
+        "delta.checkpointInterval": "10"}

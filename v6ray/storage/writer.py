@@ -47,6 +47,7 @@ from v6ray.observability.hooks import writer_committed
 from v6ray.process_priority import run_at_normal_priority
 from v6ray.storage import location, migrations
 from v6ray.storage.layout import with_partition_columns
+from v6ray.storage.object_store_append import TABLE_CONFIGURATION
 from v6ray.storage.schemas import conform, table_path, table_spec
 
 MAX_COMMIT_ATTEMPTS = 12
@@ -97,9 +98,12 @@ def _open_or_create(data_dir: str, table: str) -> DeltaTable:
     # Someone else may create it between our check and our commit: that is fine (on S3
     # the conditional put of version 0 refuses the second creator).
     with contextlib.suppress(CommitFailedError, DeltaError):
+        # A checkpoint every few commits: every MERGE attempt opens the table, which replays
+        # the log since the last checkpoint (a GET per commit on S3); Delta's default of 100
+        # made a MERGE's cost grow with each of the writers' small commits between them.
         DeltaTable.create(
             path, spec.stored_schema, mode="ignore", partition_by=spec.partition_by or None,
-            storage_options=options,
+            storage_options=options, configuration=TABLE_CONFIGURATION,
         )
     return DeltaTable(path, storage_options=options)
 
