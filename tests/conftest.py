@@ -147,17 +147,22 @@ def s3_test_env(endpoint: str) -> dict[str, str]:
 def s3_data_dir(s3_server, monkeypatch) -> str:
     """``s3://<fresh bucket>/data`` on the test server, with this process's ``AWS_*``
     environment pointing at it (as a user's shell would)."""
-    import boto3
-
     for name, value in s3_test_env(s3_server).items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("V6RAY_STORAGE_OPTIONS", raising=False)
+    return f"s3://{make_bucket(s3_server)}/data"
+
+
+def make_bucket(endpoint: str) -> str:
+    """A fresh, empty bucket on the test server; its name."""
+    import boto3
+
     bucket = f"v6ray-{uuid.uuid4().hex[:12]}"  # 3-63 chars, lowercase: a valid bucket name
     boto3.client(
         "s3",
-        endpoint_url=s3_server,
+        endpoint_url=endpoint,
         region_name=S3_TEST_REGION,
         aws_access_key_id=S3_TEST_KEY_ID,
         aws_secret_access_key=S3_TEST_SECRET,
     ).create_bucket(Bucket=bucket)
-    return f"s3://{bucket}/data"
+    return bucket

@@ -13,7 +13,6 @@ sorts first), so no other Ray connection exists in the process yet.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -21,38 +20,10 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.raylets import LocalRayCluster
-from tests.conftest import S3_TEST_KEY_ID, S3_TEST_REGION, S3_TEST_SECRET, s3_test_env
+from tests.conftest import make_bucket, s3_test_env
 from v6ray.constants import GATEWAY_NODE_RESOURCE
 
 NAMESPACE_PREFIX = "v6ray-cluster-test"
-
-
-@contextlib.contextmanager
-def patched_environ(values: dict[str, str]):
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def make_bucket(endpoint: str) -> str:
-    import boto3
-
-    bucket = f"v6ray-{uuid.uuid4().hex[:12]}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=S3_TEST_REGION,
-        aws_access_key_id=S3_TEST_KEY_ID,
-        aws_secret_access_key=S3_TEST_SECRET,
-    ).create_bucket(Bucket=bucket)
-    return bucket
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +50,9 @@ def ray_nodes(tmp_path_factory, s3_server):
     repo = str(Path(v6cluster.__file__).resolve().parent.parent)
     pythonpath = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)
     nodes = LocalRayCluster(workdir, {**os.environ, **env, "PYTHONPATH": pythonpath})
-    with patched_environ(env):
+    with pytest.MonkeyPatch.context() as environ:
+        for name, value in env.items():
+            environ.setenv(name, value)
         try:
             nodes.start({"gateway": {GATEWAY_NODE_RESOURCE: 1}, "writer": {}})
             v6cluster.connect(nodes.address, namespace=f"{NAMESPACE_PREFIX}-{uuid.uuid4().hex[:6]}")
