@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 REPO = str(Path(__file__).resolve().parents[1])
@@ -41,6 +41,7 @@ from tests.cluster.raylets import LocalRayCluster  # noqa: E402
 from v6ray import cluster  # noqa: E402
 from v6ray.constants import GATEWAY_NODE_RESOURCE, NAMESPACE, QUEUE_ACTOR  # noqa: E402
 from v6ray.gateway.parsing import to_table  # noqa: E402
+from v6ray.sim.universe import FUTURE_ROOTS, future_months  # noqa: E402
 
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
 WRITER_COUNTS = (1, 2, 4)
@@ -95,8 +96,10 @@ def mixed_items(count: int) -> list[dict]:
             items.append({"request_type": "market_bars", "symbol": "SPY",
                           "parameters": {"duration": "1 D", "bar_size": "1 hour", "end": end}})
         elif kind == 1:
-            month = f"2026{(i // 4) % 12 + 1:02d}"
-            items.append({"request_type": "futures_snapshot", "symbol": ("ES", "NQ")[i % 2],
+            root = ("ES", "NQ")[(i // 4) % 2]
+            listed = future_months(FUTURE_ROOTS[root], date.today())  # never an expired one
+            month = listed[(i // 8) % len(listed)].contract_month
+            items.append({"request_type": "futures_snapshot", "symbol": root,
                           "parameters": {"contract_month": month}})
         elif kind == 2:
             items.append({"request_type": "option_chain", "symbol": ("SPY", "QQQ", "IWM")[i % 3],
@@ -126,7 +129,8 @@ def end_to_end(env: dict[str, str], address: str, data_dir: str, requests: int) 
         elapsed = time.perf_counter() - started
         failed = [r for r in finals if r.status != "SUCCESS"]
         if failed:
-            print(f"  ({len(failed)} of {len(finals)} requests did not succeed)")
+            print(f"  ({len(failed)} of {len(finals)} requests did not succeed: "
+                  f"{sorted({(r.request_type.value, r.error_message) for r in failed})[:3]})")
         return len(finals) / elapsed
     finally:
         v6ray_cli(env, "down", *common)
