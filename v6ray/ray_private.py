@@ -24,16 +24,23 @@ def keep_loopback_as_loopback() -> None:
 
 
 def refresh_ray_config() -> None:
-    """Re-read Ray's C++ config (auth mode, token path) from the environment.
+    """Re-read Ray's C++ config (auth mode, token path) from the environment, and forget
+    the token Ray loaded.
 
-    Ray caches it when ``ray._raylet`` is imported; after setting ``RAY_AUTH_MODE`` in a
-    process that already imported Ray, this is what Ray itself calls. No public API.
-    Older Rays without the call need nothing (the environment alone is read).
+    Ray caches both when first used; after changing ``RAY_AUTH_MODE`` or the token path in
+    a process that already used Ray, this is what Ray's own auth test utilities do
+    (``reset_auth_token_state``: config first, then the token cache). Without the second
+    step a later local ``ray.init()`` sends the old cluster's token to its new GCS and is
+    refused. No public API. Older Rays without the calls need nothing.
     """
     with contextlib.suppress(Exception):
         from ray._raylet import Config
 
         Config.initialize("")
+    with contextlib.suppress(Exception):
+        from ray._raylet import AuthenticationTokenLoader
+
+        AuthenticationTokenLoader.instance().reset_cache()
 
 
 def job_logging_config() -> Any:
