@@ -21,6 +21,7 @@ import ray
 from tests.cluster.conftest import node_ids
 from tests.conftest import make_bucket
 from tests.integration.test_up_down import v6ray_cli
+from tests.waiting import wait_for
 from v6ray.client import Client
 from v6ray.constants import GATEWAY_ACTOR, NAMESPACE, QUEUE_ACTOR, SCHEDULER_ACTOR, SIMULATOR_ACTOR
 from v6ray.gateway.parsing import to_table
@@ -71,16 +72,6 @@ def writer_task_nodes() -> set[str]:
         raise_on_missing_output=False,
     )
     return {t["node_id"] for t in tasks if t.get("node_id")}
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def bar_requests(count: int, first_day: int = 0) -> list[dict]:

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 import ray
 
+from tests.waiting import wait_for
 from v6ray.gateway.testing import GatewayHarness
 from v6ray.model import Status
 from v6ray.storage.schemas import TABLES
@@ -36,13 +37,6 @@ def workload() -> list[dict]:
                "parameters": {"dte": 20, "strikes": 4}} for s in ("SPY", "QQQ", "IWM")]
     items += [{"request_type": "position_update", "symbol": "*"}]
     return items
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def assert_all_succeeded_once(h: GatewayHarness, finals) -> None:

@@ -19,6 +19,7 @@ import ray
 from ib_async import IB, util
 from ib_async.ib import StartupFetchNONE
 
+from tests.waiting import wait_for
 from v6ray.constants import GATEWAY_ACTOR
 from v6ray.gateway.testing import GatewayHarness
 from v6ray.model import IBRequest, Status
@@ -28,13 +29,6 @@ pytestmark = pytest.mark.timeout(120)
 
 BASE = datetime(2025, 3, 3, 15, 0, tzinfo=UTC)
 STOCKS = ["SPY", "QQQ", "IWM", "AAPL"]
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def pause(seconds: float) -> None:

@@ -9,11 +9,10 @@ is the real RequestQueue, in the first test with one claim answer the loop canno
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import ray
 
+from tests.waiting import wait_for
 from v6ray import status
 from v6ray.client import Client
 from v6ray.constants import QUEUE_ACTOR
@@ -88,11 +87,12 @@ def test_a_gateway_whose_start_failed_starts_once_the_queue_is_there(ray_namespa
     with GatewayHarness(data_dir, ray_namespace, time_scale=0.01, start_gateway=False,
                         queue_overrides=HARNESS_QUEUE) as h:
         ray.kill(h.queue, no_restart=True)
-        wait_for(lambda: not named_actor_exists(QUEUE_ACTOR, ray_namespace), 30, "queue gone")
+        wait_for(lambda: not named_actor_exists(QUEUE_ACTOR, ray_namespace), 30, "queue gone",
+                 interval=0.2)
         h.queue = None
         h.start_gateway()
         wait_for(lambda: "start failed" in (h.gateway_stats()["last_error"] or ""), 90,
-                 "the failed start in the gateway's stats")
+                 "the failed start in the gateway's stats", interval=0.2)
         assert h.gateway_stats()["tasks"] == {}
         h.queue = get_or_create_queue(data_dir, QueueConfig(**HARNESS_QUEUE),
                                       namespace=ray_namespace)
@@ -109,9 +109,3 @@ def named_actor_exists(name: str, namespace: str) -> bool:
         return False
     return True
 
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import polars as pl
 import pytest
 import ray
 
+from tests.waiting import wait_for
 from v6ray.gateway.testing import GatewayHarness
 from v6ray.scheduler.actor import get_or_create_scheduler
 from v6ray.storage.reader import read_table
@@ -58,18 +57,6 @@ market = "CME"
 """
 
 
-def poll(check, timeout: float, interval: float = 0.25):
-    """``check()`` until truthy (returned) or ``timeout`` s (AssertionError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
 def job_stats(scheduler) -> dict[str, dict]:
     return {j["name"]: j for j in ray.get(scheduler.stats.remote(), timeout=30)["jobs"]}
 
@@ -86,9 +73,10 @@ def test_simulated_scheduler_submits_skips_duplicates_resumes_and_fills_tables(
         assert ray.get(scheduler.start.remote(), timeout=60)["running"]
 
         # Every job runs (simulated: market always open, daily jobs 1 s after start).
-        poll(lambda: all(j["runs"] >= 1 for j in job_stats(scheduler).values()), 30)
+        wait_for(lambda: all(j["runs"] >= 1 for j in job_stats(scheduler).values()), 30,
+                 interval=0.25)
         # No gateway yet: requests stay PENDING, later ticks skip instead of piling up.
-        poll(lambda: job_stats(scheduler)["chains"]["skipped_pending"] >= 3, 30)
+        wait_for(lambda: job_stats(scheduler)["chains"]["skipped_pending"] >= 3, 30, interval=0.25)
         requests = read_table("ib_requests", data_dir=data_dir)
         per_request = requests.group_by("request_type", "symbol", "parameters").len()
         assert per_request["len"].max() == 1, per_request
@@ -102,7 +90,7 @@ def test_simulated_scheduler_submits_skips_duplicates_resumes_and_fills_tables(
         # An actor restart resumes the loop with its state (start is remembered on disk).
         ray.kill(scheduler, no_restart=False)
         # A new worker process: over a minute when the two cores are busy.
-        poll(lambda: _restarted_and_running(scheduler, old_pid), 180)
+        wait_for(lambda: _restarted_and_running(scheduler, old_pid), 180, interval=0.25)
         after = job_stats(scheduler)
         assert after["chains"]["runs"] >= before["chains"]["runs"]
         assert after["chains"]["last_request_ids"] == before["chains"]["last_request_ids"] or (
@@ -112,14 +100,15 @@ def test_simulated_scheduler_submits_skips_duplicates_resumes_and_fills_tables(
         # With the gateway up, the backlog drains and every table fills.
         h.start_gateway()
         for table in ("option_snapshots", "futures_snapshots", "market_bars", "derived_statistics"):
-            poll(lambda t=table: read_table(t, data_dir=data_dir).height > 0, 120, interval=1.0)
+            wait_for(lambda t=table: read_table(t, data_dir=data_dir).height > 0, 120, interval=1.0)
         derived = read_table("derived_statistics", data_dir=data_dir)
         assert derived.filter(pl.col("symbol") == "SPY").height > 0
-        poll(lambda: job_stats(scheduler)["chains"]["runs"] > after["chains"]["runs"], 30)
+        wait_for(lambda: job_stats(scheduler)["chains"]["runs"] > after["chains"]["runs"], 30,
+                 interval=0.25)
 
         # Maintenance runs as a Ray task while the jobs keep writing; the table rules hold.
         ray.get(scheduler.run_now.remote("maintenance"), timeout=30)
-        poll(lambda: _maintenance_done(scheduler), 120, interval=0.5)
+        wait_for(lambda: _maintenance_done(scheduler), 120, interval=0.5)
         result = job_stats(scheduler)["maintenance"]["maintenance_result"]
         assert result["error"] is None, result
         compacted = {t["table"] for t in result["tables"] if t.get("files_after") is not None}
