@@ -36,7 +36,7 @@ _TIMESPEC = struct.Struct("@qq")
 _READ_BYTES = 65536
 _POLL_MS = 200  # how often a blocked reader looks whether its session was closed
 
-# (messages, stamp on time.monotonic()'s clock) for each read; None at end of stream
+# Called on the loop with each read's messages and its stamp (time.monotonic()'s clock).
 Deliver = Callable[[list[list[str]], float], None]
 
 
@@ -104,14 +104,12 @@ class FrameReceiver:
                     data, ancillary, _, _ = self._sock.recvmsg(_READ_BYTES, control)
                 except (BlockingIOError, InterruptedError):
                     continue
-                stamp = _kernel_stamp(ancillary) if ancillary else None
-                if stamp is None:
-                    stamp = time.monotonic()
                 if not data:
                     break
                 messages = frames.feed(data)
                 if messages:
-                    self._call(self._deliver, messages, stamp)
+                    stamp = _kernel_stamp(ancillary) if ancillary else None
+                    self._call(self._deliver, messages, stamp or time.monotonic())
         except (OSError, p.ProtocolError):
             pass
         finally:
