@@ -91,6 +91,19 @@ class FrameReceiver:
             if self._sock.fileno() >= 0:
                 self._sock.shutdown(socket.SHUT_RDWR)
 
+    def peer_closed(self) -> bool:
+        """Whether the client has closed its end, though this thread may not have told the
+        loop yet (a peek at the socket: nothing is consumed)."""
+        with self._closing:
+            if self._sock.fileno() < 0:
+                return True
+            try:
+                return self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            except BlockingIOError:
+                return False  # open, nothing to read
+            except OSError:
+                return True
+
     def _run(self) -> None:
         frames = p.FrameReader()
         poller = select.poll()

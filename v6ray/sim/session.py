@@ -118,6 +118,10 @@ class ClientSession:
 
     @property
     def closed(self) -> bool:
+        """Closed here, or by the client even if its reader thread has not reported it yet
+        (a client that reconnects at once with its client id must not meet itself)."""
+        if not self._closed and self._receiver is not None and self._receiver.peer_closed():
+            self.close()
         return self._closed
 
     def spawn(self, coro: Coroutine) -> asyncio.Task:
