@@ -36,12 +36,11 @@ SETTLE_TIMEOUT = 240.0  # every request final, on 2 busy cores with three raylet
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)
 DAY0 = datetime(2026, 1, 5, tzinfo=UTC)  # midnight: a day's minutes stay in its partition
 WRITER_FUNCTION = "_merge_rows_task"
-# Batches per writer in the concurrency test. On this 2-core machine, with three raylets and
-# moto's S3 server on the same cores, 8 x 10 commits take ~80 s (~1 s a commit, about one
-# conflict retried per commit); 8 x 50 did not finish within 900 s (each day's partition
-# grows a file per commit until maintenance compacts it, and every MERGE reads them all).
-# CI runs 8 x 10; V6RAY_CLUSTER_TEST_BATCHES=50 runs the issue's full size.
-CONCURRENT_BATCHES = int(os.environ.get("V6RAY_CLUSTER_TEST_BATCHES", "10"))
+# Batches per writer in the concurrency test: the issue's full 8 x 50. Each batch's keys slide
+# forward in its day (``_batch_bars``), so a MERGE reads a few recent files, not the day's
+# whole history: the first cut, whose batches all spanned the middle of the day, made every
+# MERGE read every earlier file of its day and 8 x 50 did not finish within 900 s.
+CONCURRENT_BATCHES = int(os.environ.get("V6RAY_CLUSTER_TEST_BATCHES", "50"))
 
 
 # ------------------------------------------------------------------ helpers
@@ -224,26 +223,28 @@ def test_losing_the_gateway_node_waits_for_it_then_drains_the_backlog(ray_nodes,
 
 
 LANES = 4  # days the writers' batches are spread over
+OVERLAP_BATCHES = 4  # a batch's keys overlap those of the writers' batches this close to it
 
 
 def _batch_bars(writer: int, batch: int, writers: int, batches: int):
-    """Two bars of one day: minute ``k`` and minute ``2n - 1 - k`` (``k`` unique to the
-    batch, ``n`` batches in all), so every batch's key range spans the middle of its day's
-    and overlaps every other batch of that day.
+    """Two bars of one day, minutes ``k`` and ``k + writers * OVERLAP_BATCHES`` (``k =
+    batch * writers + writer``, unique to the batch): a batch's key range overlaps those of
+    the batches written about the same time into its day, and no older ones.
 
     delta-rs checks a MERGE against concurrent commits by partition (``market_bars``: the
-    bar's UTC day) and key statistics: batches of separate days never conflict, batches of
-    one day always do. The day is ``(writer + batch) % LANES``: at any moment the eight
-    writers are in four days, two at a time in each, so they do collide (conflicts retried
-    and counted) while four commits can land at once, as a real mix of symbols and days
-    would, rather than eight writers queueing for one lock-step lane."""
-    k, n = batch * writers + writer, writers * batches
+    bar's UTC day) and key statistics, and reads only the files whose statistics overlap
+    its keys. The day is ``(writer + batch) % LANES``: at any moment the eight writers are
+    in four days, two at a time in each, with overlapping keys, so they do collide
+    (conflicts retried and counted) while four commits can land at once, as a real mix of
+    symbols and days would. Each batch's window slides forward, as a bar loader's requests
+    do, so a MERGE reads the few recent files next to it, not the whole day's history."""
+    k = batch * writers + writer
     day = DAY0 + timedelta(days=(writer + batch) % LANES)
     rows = [
         {"request_id": f"w{writer}-b{batch}", "symbol": "SPY", "bar_size": "1 min",
          "what_to_show": "TRADES", "timestamp": day + timedelta(minutes=minute), "open": 1.0,
          "high": 2.0, "low": 0.5, "close": 1.5, "volume": 1.0}  # fmt: skip
-        for minute in (k, 2 * n - 1 - k)  # 2n <= 1440: within the UTC day
+        for minute in (k, k + writers * OVERLAP_BATCHES)  # < 1440: within the UTC day
     ]
     return to_table("market_bars", rows)
 
