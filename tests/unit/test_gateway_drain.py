@@ -95,3 +95,17 @@ def test_a_failed_release_after_a_claim_does_not_end_the_claim_loop(tmp_path):
         await asyncio.wait_for(loop, 2.0)
 
     asyncio.run(scenario())
+
+
+def test_a_retried_snapshot_replaces_its_earlier_rows_and_a_first_attempt_does_not():
+    from dataclasses import replace
+
+    from v6ray.gateway.drain import _earlier_rows_to_replace
+
+    chain = new_request("option_chain", "SPY")
+    assert _earlier_rows_to_replace(replace(chain, attempts=1), "option_snapshots") is None
+    retried = replace(chain, attempts=2)
+    assert _earlier_rows_to_replace(retried, "option_snapshots") == chain.request_id
+    # A bar belongs to its series, not its request: a retry's bars merge as any load's do.
+    bars = replace(new_request("market_bars", "SPY", parameters={"duration": "1 D"}), attempts=3)
+    assert _earlier_rows_to_replace(bars, "market_bars") is None

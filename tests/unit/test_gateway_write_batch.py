@@ -17,6 +17,7 @@ class FakeWriter:
 
     def __init__(self) -> None:
         self.tables: list[pa.Table] = []
+        self.commit_options: list[dict] = []  # each commit's keyword options (replace_requests)
 
         self.nodes: list[str | None] = []
         self._next_node: str | None = None
@@ -26,8 +27,9 @@ class FakeWriter:
         self._next_node = scheduling_strategy.node_id
         return self
 
-    def remote(self, data_dir, table, rows):
+    def remote(self, data_dir, table, rows, **options):
         self.tables.append(rows)
+        self.commit_options.append(options)
         self.nodes.append(self._next_node)
         self._next_node = None
 
@@ -80,6 +82,20 @@ def test_rows_that_do_not_convert_fail_only_their_request():
         assert good["rows"] == 1
         assert isinstance(bad, pa.ArrowInvalid | pa.ArrowTypeError | TypeError | ValueError)
         assert [t.column("request_id").to_pylist() for t in writer.tables] == [["a"]]
+
+    run(scenario())
+
+
+def test_a_retried_request_asks_its_commit_to_replace_its_earlier_rows():
+    async def scenario():
+        writer = FakeWriter()
+        batcher = WriteBatcher("/unused", GatewayConfig(write_batch_seconds=0.01), writer)
+        await asyncio.gather(
+            batcher.write("option_snapshots", [{"request_id": "a", "con_id": 1}]),
+            batcher.write("option_snapshots", [{"request_id": "b", "con_id": 2}], replacing="b"))
+        await batcher.write("option_snapshots", [{"request_id": "c", "con_id": 3}])
+        # One batch: only the retried request is replaced; a later batch replaces nothing.
+        assert writer.commit_options == [{"replace_requests": ["b"]}, {}]
 
     run(scenario())
 

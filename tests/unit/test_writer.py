@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 
+from v6ray.errors import StorageError
 from v6ray.gateway.parsing import to_table
 from v6ray.instruments import bar_series
 from v6ray.storage.maintenance import compact_table
@@ -39,6 +41,34 @@ def test_first_write_creates_the_table_and_reports_version(tmp_path):
     result = merge_rows(str(tmp_path), "market_bars", bars(0, 10, "a"))
     assert result == {"table": "market_bars", "rows": 10, "delta_version": 1, "conflicts": 0}
     assert read(str(tmp_path), "market_bars").num_rows == 10
+
+
+def options(request_id: str, *con_ids: int) -> pa.Table:
+    return to_table("option_snapshots", [
+        {"request_id": request_id, "symbol": "SPY", "con_id": con_id, "strike": 400.0 + con_id,
+         "right": "C", "snapshot_time": T0} for con_id in con_ids])
+
+
+def test_a_replacing_commit_leaves_exactly_the_retried_requests_new_snapshot(tmp_path):
+    """A retry's option chain can hold other strikes than the attempt that committed before
+    it: the request's rows become the new snapshot, not the union; other requests keep theirs."""
+    data_dir = str(tmp_path)
+    merge_rows(data_dir, "option_snapshots", options("first", 1, 2, 3))
+    merge_rows(data_dir, "option_snapshots", options("other", 1, 2))
+    merge_rows(data_dir, "option_snapshots", options("first", 2, 4), replace_requests=["first"])
+    rows = read(data_dir, "option_snapshots").to_pylist()
+    assert sorted((r["request_id"], r["con_id"]) for r in rows) == [
+        ("first", 2), ("first", 4), ("other", 1), ("other", 2)]
+    # Without replace_requests the same write keeps the earlier rows (the old union).
+    merge_rows(data_dir, "option_snapshots", options("other", 3))
+    assert len(read(data_dir, "option_snapshots")) == 5
+
+
+def test_only_tables_keyed_by_request_can_be_replaced(tmp_path):
+    with pytest.raises(StorageError, match="market_bars.*not keyed by request"):
+        merge_rows(str(tmp_path), "market_bars", bars(0, 2, "a"), replace_requests=["a"])
+    with pytest.raises(TableNotFoundError):  # refused before anything was written
+        DeltaTable(f"{tmp_path}/market_bars")
 
 
 def test_rewriting_the_same_rows_is_idempotent(tmp_path):

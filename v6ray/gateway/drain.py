@@ -35,6 +35,7 @@ from v6ray.gateway.permits import PermitGate
 from v6ray.gateway.write_batch import WriteBatcher
 from v6ray.model import IBRequest
 from v6ray.placement import WriterRotation
+from v6ray.storage.schemas import table_spec
 
 log = logging.getLogger(__name__)
 
@@ -197,13 +198,21 @@ class Drainer:
             rows = await handler.run(ctx)
             self.breaker.record_success()
             entry.writing = True
-            result = await self.writer.write(handler.table, rows)
+            result = await self.writer.write(
+                handler.table, rows, replacing=_earlier_rows_to_replace(request, handler.table)
+            )
             await self.outcomes.complete(rid, result)
             self.counters["completed"] += 1
         except (asyncio.CancelledError, GatewayUnavailable) as exc:
             # Not the request's fault: IB went away or we are stopping. Our own task, so
             # the cancellation ends here once the lease is given back.
-            await self._release(rid, exc)
+            if entry.writing:
+                # Its commit may still land: keep the attempt counted (a release gives it
+                # back), so the next attempt replaces those rows (_earlier_rows_to_replace).
+                message = f"stopped while its rows were committed: {exc!r}"
+                await asyncio.shield(self._fail(rid, message, True))
+            else:
+                await self._release(rid, exc)
         except ib_errors.NoData as answer:  # IB had no data for it: SUCCESS, 0 rows, a note
             self.breaker.record_success()
             await self.outcomes.complete(rid, answer.result_data)
@@ -263,6 +272,16 @@ class Drainer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._loop_exited.wait(), self.config.idle_max + 5.0)
         return {"cancelled": len(leftover), "in_flight": len(self.in_flight)}
+
+
+def _earlier_rows_to_replace(request: IBRequest, table: str) -> str | None:
+    """The request's id when an earlier attempt of it may have committed rows that this
+    attempt's snapshot replaces (``WriteBatcher.write``). Every claim counts an attempt and
+    a release gives it back, so ``attempts > 1`` means an earlier claim ended otherwise: a
+    failure, a lost lease (a killed gateway), or a stop while its rows were committed."""
+    if request.attempts > 1 and table_spec(table).rows_belong_to_request:
+        return request.request_id
+    return None
 
 
 def resolve_queue(queue_name: str, namespace: str) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -45,7 +46,7 @@ class WriteBatcher:
         self._rotation = rotation
         self._refreshing: asyncio.Task | None = None
         self.commits_by_node: dict[str, int] = {}
-        self._buffers: dict[str, list[tuple[Rows, asyncio.Future[dict]]]] = {}
+        self._buffers: dict[str, list[_Piece]] = {}
         self._buffered_rows: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._committing: dict[str, asyncio.Task] = {}
@@ -53,12 +54,18 @@ class WriteBatcher:
         self.rows_written = 0
         self.conflicts = 0  # commits the writer tasks retried after another writer's commit
 
-    async def write(self, table: str, rows: Rows) -> dict[str, Any]:
-        """Rows of one request; returns its result_data once they are committed."""
-        if not rows:
+    async def write(
+        self, table: str, rows: Rows, *, replacing: str | None = None
+    ) -> dict[str, Any]:
+        """Rows of one request; returns its result_data once they are committed.
+
+        ``replacing``: this request's id when an earlier attempt of it may have committed
+        rows; this commit then replaces them (``merge_rows``' ``replace_requests``).
+        """
+        if not rows:  # (a retry that finds nothing leaves an earlier attempt's rows)
             return {"table": table, "rows": 0, "delta_version": None}
         future: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
-        self._buffers.setdefault(table, []).append((rows, future))
+        self._buffers.setdefault(table, []).append(_Piece(rows, future, replacing))
         self._buffered_rows[table] = self._buffered_rows.get(table, 0) + len(rows)
         if self._buffered_rows[table] >= self.config.write_batch_rows:
             self._flush(table)
@@ -81,23 +88,26 @@ class WriteBatcher:
             task = asyncio.get_running_loop().create_task(self._commit(table, batch))
             self._committing[table] = task
 
-    async def _commit(self, table: str, batch: list[tuple[Rows, asyncio.Future]]) -> None:
+    async def _commit(self, table: str, batch: list[_Piece]) -> None:
         try:
             arrow, batch = _to_arrow(table, batch)
             if not batch:
                 return
-            result = await self._writer_for_next_commit().remote(self.data_dir, table, arrow)
+            replaced = [piece.replacing for piece in batch if piece.replacing is not None]
+            options = {"replace_requests": replaced} if replaced else {}
+            writer = self._writer_for_next_commit()
+            result = await writer.remote(self.data_dir, table, arrow, **options)
         except Exception as exc:  # StorageError or a lost writer: every request retries
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            for piece in batch:
+                if not piece.future.done():
+                    piece.future.set_exception(exc)
         else:
             self.commits += 1
             self.rows_written += arrow.num_rows
             self.conflicts += int(result.get("conflicts") or 0)
-            for piece, future in batch:
-                if not future.done():
-                    future.set_result({**result, "rows": len(piece)})
+            for piece in batch:
+                if not piece.future.done():
+                    piece.future.set_result({**result, "rows": len(piece.rows)})
         finally:
             self._committing.pop(table, None)
             if self._buffers.get(table):
@@ -143,21 +153,28 @@ class WriteBatcher:
                 await asyncio.wait(running, timeout=max(0.01, deadline - time.monotonic()))
 
 
-def _to_arrow(
-    table: str, batch: list[tuple[Rows, asyncio.Future]]
-) -> tuple[pa.Table, list[tuple[Rows, asyncio.Future]]]:
+@dataclass
+class _Piece:
+    """One request's rows waiting in a batch."""
+
+    rows: Rows
+    future: asyncio.Future[dict]
+    replacing: str | None  # the request id, when its earlier rows are to be replaced
+
+
+def _to_arrow(table: str, batch: list[_Piece]) -> tuple[pa.Table, list[_Piece]]:
     """The batch as one table; a request whose rows do not convert fails alone (its
     future gets the error) instead of failing every request that shares its batch."""
     try:
-        return to_table(table, [row for rows, _ in batch for row in rows]), batch
+        return to_table(table, [row for piece in batch for row in piece.rows]), batch
     except CONVERSION_ERRORS:
         pass
-    good: list[tuple[Rows, asyncio.Future]] = []
-    for rows, future in batch:
+    good: list[_Piece] = []
+    for piece in batch:
         try:
-            to_table(table, rows)
+            to_table(table, piece.rows)
         except CONVERSION_ERRORS as exc:
-            future.set_exception(exc)
+            piece.future.set_exception(exc)
         else:
-            good.append((rows, future))
-    return to_table(table, [row for rows, _ in good for row in rows]), good
+            good.append(piece)
+    return to_table(table, [row for piece in good for row in piece.rows]), good

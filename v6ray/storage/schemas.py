@@ -37,6 +37,12 @@ class TableSpec:
         return stored_schema(self.schema, self.partitions)
 
     @property
+    def rows_belong_to_request(self) -> bool:
+        """Keyed by request first: a request's rows are its own snapshot (options, futures,
+        positions), not shared facts such as a bar that any load may write again."""
+        return self.key_columns[0] == "request_id"
+
+    @property
     def partition_by(self) -> list[str]:
         return [column.name for column in self.partitions]
 

@@ -19,6 +19,14 @@ delta-rs retries blind appends by itself but hands merge conflicts back to the c
 ``CommitFailedError``; ``merge_rows`` retries them with jittered backoff, re-reading the
 table each time, so concurrent writers to one table never lose a commit.
 
+A request retried after an attempt that may have committed its rows replaces them: a
+snapshot taken again can hold other contracts (an option chain's strikes follow the
+underlying), and the table must show the request's last snapshot, not the union of two.
+That commit's MERGE also deletes the request's target rows its source does not have
+(``when_not_matched_by_source_delete``). delta-rs derives no pruning predicate for a MERGE
+with a not-matched-by-source clause, so that MERGE reads the whole table: it is used only
+for batches holding such a retry, which are rare.
+
 ``write_rows`` is the ``@ray.remote`` task the gateway fans out (stateless, many at once);
 ``merge_rows`` is the same function callable in-process (tests, maintenance scripts).
 """
@@ -29,6 +37,7 @@ import contextlib
 import os
 import random
 import time
+from collections.abc import Collection
 from typing import Any
 
 import pyarrow as pa
@@ -115,6 +124,7 @@ def merge_rows(
     *,
     max_attempts: int = MAX_COMMIT_ATTEMPTS,
     rng: random.Random | None = None,
+    replace_requests: Collection[str] = (),
 ) -> dict[str, Any]:
     """Merge ``rows`` into ``table`` under ``data_dir`` (a folder or an object-store URI);
     returns {table, rows, delta_version, conflicts}.
@@ -122,8 +132,11 @@ def merge_rows(
     ``rows`` is the number of distinct keys written; ``conflicts`` the commits retried
     because another writer (on this node or any other) committed first. Raises
     ``StorageError`` after ``max_attempts`` conflicting commits or on a schema mismatch.
+    ``replace_requests``: request ids whose rows in the table this commit replaces (rows of
+    theirs the batch does not carry are deleted); only for a table keyed by request_id.
     """
     spec = table_spec(table)
+    replaced = _replacement_predicate(table, replace_requests)
     batch = dedupe_last(conform(rows, spec.schema), spec.key_columns)
     batch = with_partition_columns(batch, spec.partitions)
     # Partition columns first: delta-rs turns their source values into a partition filter.
@@ -134,7 +147,7 @@ def merge_rows(
         try:
             delta = _open_or_create(data_dir, table)
             if batch.num_rows:
-                (
+                merge = (
                     delta.merge(
                         batch,
                         merge_predicate(on),
@@ -144,8 +157,10 @@ def merge_rows(
                     )
                     .when_matched_update_all()
                     .when_not_matched_insert_all()
-                    .execute()
                 )
+                if replaced:
+                    merge = merge.when_not_matched_by_source_delete(replaced)
+                merge.execute()
             writer_committed(table, batch.num_rows, time.monotonic() - started, attempt - 1)
             return {
                 "table": table,
@@ -161,6 +176,18 @@ def merge_rows(
             pause = backoff_delay(attempt, base=RETRY_BASE_SECONDS, cap=RETRY_CAP_SECONDS, rng=rng)
             time.sleep(pause)
     raise StorageError(table, f"{max_attempts} commit attempts failed; last: {last_error}")
+
+
+def _replacement_predicate(table: str, request_ids: Collection[str]) -> str | None:
+    """The target rows a replacing commit may delete: those of ``request_ids``."""
+    if not request_ids:
+        return None
+    if not table_spec(table).rows_belong_to_request:
+        raise StorageError(table, "replace_requests: this table's rows are not keyed by request")
+    # Request ids are v6ray's own (uuid4 text or a caller's id checked at submit), but quote
+    # them as SQL literals anyway: a quote in an id must not end the string.
+    quoted = ", ".join("'" + rid.replace("'", "''") + "'" for rid in sorted(set(request_ids)))
+    return f"{_TARGET}.`request_id` IN ({quoted})"
 
 
 # Writers are I/O bound; a quarter CPU lets several run beside the actors on a small node.
