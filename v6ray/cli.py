@@ -18,6 +18,7 @@ from typing import Any
 
 from v6ray.config import SettingsError
 from v6ray.errors import V6RayError
+from v6ray.requests.registry import SPECS
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the command ran and failed (service not running, request FAILED, ...)
@@ -83,6 +84,15 @@ def _service_options(*, address: bool = True) -> argparse.ArgumentParser:
             "`v6ray up` recorded in the data dir)",
         )
     return parent
+
+
+def _request_types_help() -> str:
+    """Each request type: what it asks IB for and its parameters (from its spec)."""
+    lines = ["request types (parameters, with defaults):"]
+    for rtype, spec in SPECS.items():
+        lines.append(f"  {rtype.value}: {spec.summary}")
+        lines.append(f"      {spec.parameters_help() or 'no parameters'}")
+    return "\n".join(lines)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -163,11 +173,12 @@ def make_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", parents=[service], help="show queue and gateway state")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
-    submit = commands.add_parser("submit", parents=[service], help="queue one request")
+    submit = commands.add_parser(
+        "submit", parents=[service], help="queue one request",
+        epilog=_request_types_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     submit.add_argument(
-        "request_type",
-        metavar="TYPE",
-        help="option_chain | futures_snapshot | market_bars | position_update",
+        "request_type", metavar="TYPE", help=" | ".join(rtype.value for rtype in SPECS)
     )
     submit.add_argument("symbol", metavar="SYMBOL", help="symbol, root or * (all positions)")
     submit.add_argument("--priority", type=int, help="1 immediate, 2 normal, 3 background")

@@ -167,3 +167,15 @@ class TableLocked(StorageError):
 
 class SchemaMismatch(StorageError):
     """Rows to append do not fit the table's schema; nothing was committed."""
+
+
+class IncompleteRequestType(V6RayError, ImportError):
+    """A request type's spec is missing a part (raised when v6ray is imported)."""
+
+    def __init__(self, request_type: str, detail: str) -> None:
+        super().__init__(request_type, detail)
+        self.request_type = request_type
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"request type {self.request_type!r} is incomplete: {self.detail}"

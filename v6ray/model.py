@@ -2,8 +2,8 @@
 
 ``new_request`` is the single door into the queue: anything it accepts is well-formed for
 its handler, anything else raises ``InvalidRequest`` naming the field, before anything is
-queued. Parameter rules per request type live in ``v6ray.parameters``, the payload's own
-checks (JSON, nesting, Unicode) in ``v6ray.payload``.
+queued. What each request type accepts is its spec's (``v6ray.requests.types``), the
+payload's own checks (JSON, nesting, Unicode) are ``v6ray.payload``'s.
 """
 
 from __future__ import annotations
@@ -19,15 +19,8 @@ from typing import Any
 from v6ray import constants
 from v6ray.errors import InvalidRequest
 from v6ray.payload import canonical_json, field_name, parse_parameters_payload, shown
-
-
-class RequestType(StrEnum):
-    """What IB is asked for; each type has one handler and one result table."""
-
-    OPTION_CHAIN = "option_chain"  # snapshots of an underlying's options near a target DTE
-    FUTURES_SNAPSHOT = "futures_snapshot"  # one futures contract's quote
-    MARKET_BARS = "market_bars"  # historical OHLCV bars
-    POSITION_UPDATE = "position_update"  # the account's positions
+from v6ray.requests.registry import SPECS, RequestType, spec_for
+from v6ray.storage.schemas import TABLES
 
 
 class Priority(IntEnum):
@@ -55,12 +48,7 @@ class Status(StrEnum):
 _FINAL_STATUSES = frozenset({Status.SUCCESS, Status.FAILED, Status.CANCELLED})
 
 # The table each request type writes; ``result_table`` must name it.
-RESULT_TABLES: dict[RequestType, str] = {
-    RequestType.OPTION_CHAIN: constants.OPTION_SNAPSHOTS_TABLE,
-    RequestType.FUTURES_SNAPSHOT: constants.FUTURES_SNAPSHOTS_TABLE,
-    RequestType.MARKET_BARS: constants.MARKET_BARS_TABLE,
-    RequestType.POSITION_UPDATE: constants.POSITIONS_TABLE,
-}
+RESULT_TABLES: dict[RequestType, str] = {rtype: spec.result_table for rtype, spec in SPECS.items()}
 
 SUBMISSION_FIELDS = ("request_type", "symbol", "priority", "parameters", "result_table")
 # One submit_many call takes at most this many items: one call is one actor message and
@@ -172,9 +160,10 @@ def parse_symbol(value: Any, request_type: RequestType) -> str:
     if len(symbol) > constants.MAX_SYMBOL_LENGTH:
         raise InvalidRequest("symbol", f"longer than {constants.MAX_SYMBOL_LENGTH} characters")
     if symbol == ALL_SYMBOLS:
-        if request_type is RequestType.POSITION_UPDATE:
+        if spec_for(request_type).all_symbols:
             return symbol
-        raise InvalidRequest("symbol", "'*' (all) is only meaningful for position_update")
+        takers = ", ".join(t.value for t, spec in SPECS.items() if spec.all_symbols)
+        raise InvalidRequest("symbol", f"'*' (all) is only meaningful for {takers}")
     if not _SYMBOL_RE.match(symbol):
         raise InvalidRequest(
             "symbol", f"{shown(value)} may hold only letters, digits, '.', '-', '/' and spaces"
@@ -186,8 +175,6 @@ def parse_result_table(value: Any, request_type: RequestType) -> str:
     expected = RESULT_TABLES[request_type]
     if value is None:
         return expected
-    from v6ray.storage.schemas import TABLES
-
     if not isinstance(value, str) or value not in TABLES:
         raise InvalidRequest(
             "result_table",
@@ -242,12 +229,10 @@ def _validated(
     request_type: Any, symbol: Any, priority: Any, parameters: Any, result_table: Any,
     now: datetime,
 ) -> tuple[RequestType, str, Priority, dict[str, Any], str]:
-    from v6ray.parameters import normalize_parameters
-
     rtype = parse_request_type(request_type)
     sym = parse_symbol(symbol, rtype)
     prio = parse_priority(priority)
-    params = normalize_parameters(rtype, sym, parse_parameters_payload(parameters), now=now)
+    params = spec_for(rtype).normalize(parse_parameters_payload(parameters), now)
     table = parse_result_table(result_table, rtype)
     return rtype, sym, prio, params, table
 

@@ -17,7 +17,7 @@ from v6ray import bar_chunks, ib_limits, markets
 from v6ray.gateway import planning
 from v6ray.markets import NEW_YORK, SessionKind
 from v6ray.model import RequestType
-from v6ray.parameters import normalize_parameters
+from v6ray.requests.registry import spec_for
 from v6ray.scripts.chunking import chunk_range
 from v6ray.sim.calendar import sessions_before
 
@@ -199,10 +199,8 @@ def test_bad_input_raises():
 
 def test_every_chunk_is_a_valid_market_bars_request():
     for chunk_end, chunk_duration in chunk_range(END, "1 M", "1 min"):
-        params = normalize_parameters(
-            RequestType.MARKET_BARS,
-            "SPY",
-            {"duration": chunk_duration, "bar_size": "1 min", "end": chunk_end},
+        params = spec_for(RequestType.MARKET_BARS).normalize(
+            {"duration": chunk_duration, "bar_size": "1 min", "end": chunk_end}, datetime.now(UTC)
         )
         assert params["end"] == chunk_end
 

@@ -15,6 +15,7 @@ SAMPLES = {
     errors.InvalidField: lambda: errors.InvalidField("V6RAY_TIME_SCALE", "is not a number"),
     errors.InvalidRequest: lambda: errors.InvalidRequest("items[3].symbol", "is empty"),
     errors.UnknownTable: lambda: errors.UnknownTable("nope"),
+    errors.IncompleteRequestType: lambda: errors.IncompleteRequestType("quotes", "no SPEC"),
     errors.NotRunning: lambda: errors.NotRunning("no RequestQueue actor"),
     errors.RequestTimeout: lambda: errors.RequestTimeout("abc", 2.5),
     errors.UnknownRequest: lambda: errors.UnknownRequest("abc"),

@@ -23,7 +23,8 @@ from v6ray.model import (
     request_from_submission,
     requests_from_submissions,
 )
-from v6ray.parameters import MAX_BAR_CHUNKS, RULES
+from v6ray.requests.registry import SPECS
+from v6ray.requests.rules import MAX_BAR_CHUNKS
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -274,7 +275,7 @@ garbage = st.one_of(
 request_types = st.one_of(st.sampled_from([t.value for t in RequestType]), garbage)
 symbols = st.one_of(st.sampled_from(["SPY", "es", "*", "BRK.B", "ES 2612"]), garbage)
 priorities = st.one_of(st.sampled_from([1, 2, 3, "NORMAL"]), garbage)
-parameter_keys = st.sampled_from(sorted({k for rules in RULES.values() for k in rules}))
+parameter_keys = st.sampled_from(sorted({k for spec in SPECS.values() for k in spec.rules}))
 flat_values = st.one_of(
     json_leaves,
     st.sampled_from(["5 D", "1 hour", "1 min", "TRADES", "BID_ASK", "ADJUSTED_LAST", "202612",
@@ -296,7 +297,7 @@ def assert_well_formed(request: IBRequest) -> None:
         or _SYMBOL.match(request.symbol)
     assert len(request.symbol) <= constants.MAX_SYMBOL_LENGTH
     assert isinstance(request.priority, Priority)
-    assert set(request.parameters) <= set(RULES[request.request_type])
+    assert set(request.parameters) <= set(SPECS[request.request_type].rules)
     assert len(json.dumps(request.parameters).encode()) <= constants.MAX_PARAMETERS_BYTES
     assert request.result_table == RESULT_TABLES[request.request_type]
     assert request.status is Status.PENDING

@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from v6ray import ib_limits
 from v6ray.gateway.config import GatewayConfig
-from v6ray.gateway.costs import Cost, request_cost
+from v6ray.gateway.costs import Cost
 from v6ray.gateway.pacing import HistoricalCall, Pacer, PacingLimits, SlidingWindow
 from v6ray.model import new_request
+from v6ray.requests.registry import request_cost
 
 
 class FakeClock:

@@ -1,15 +1,13 @@
-"""What one request will take from IB's budgets (pure; no ib_async, so the queue actor can
-evaluate it inside the claim predicate without importing the IB client).
+"""What a request takes from IB's budgets, as a ``Cost`` (pure; no ib_async, so the queue
+actor can evaluate it inside the claim predicate without importing the IB client).
 
-A new request type without an entry here costs one plain message: add an entry when its
-handler uses historical requests or market-data lines.
+Each request type says what it costs in its spec (``v6ray.requests.types``);
+``v6ray.requests.registry.request_cost`` looks it up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from v6ray import ib_limits
 
@@ -49,35 +47,3 @@ def bar_chunk_count(duration: str, bar_size: str, use_rth: bool = True) -> int:
     split itself counts sessions, see ``v6ray.bar_chunks``)."""
     total = ib_limits.parse_duration(duration).seconds
     return max(1, -(-total // ib_limits.max_duration_seconds(bar_size, use_rth)))
-
-
-def _market_bars(params: Mapping[str, Any]) -> Cost:
-    bar_size = params.get("bar_size", "1 hour")
-    count = bar_chunk_count(params.get("duration", "5 D"), bar_size, params.get("use_rth", True))
-    chunks = min(count, MAX_CHARGED_CHUNKS)
-    slots = chunks * ib_limits.historical_weight(params.get("what_to_show", "TRADES"))
-    if ib_limits.is_small_bar(bar_size):
-        return Cost(small_bar=slots, historical=1)
-    return Cost(large_bar=slots, historical=1)
-
-
-def _option_chain(params: Mapping[str, Any]) -> Cost:
-    sides = 1 if params.get("rights") in ("C", "P") else 2
-    expiries = 1 if "dte" in params or "dte_min" not in params else 3
-    lines = int(params.get("strikes", 10)) * 2 * sides * expiries + 1  # + the underlying
-    return Cost(lines=min(lines, MAX_CHARGED_LINES))
-
-
-COST_FUNCTIONS: dict[str, Callable[[Mapping[str, Any]], Cost]] = {
-    "market_bars": _market_bars,
-    "option_chain": _option_chain,
-    "futures_snapshot": lambda params: Cost(lines=1),
-    "position_update": lambda params: Cost(),
-}
-
-
-def request_cost(request: Any) -> Cost:
-    """Cost of an ``IBRequest`` (anything with ``request_type`` and ``parameters``)."""
-    rtype = getattr(request.request_type, "value", request.request_type)
-    func = COST_FUNCTIONS.get(str(rtype))
-    return func(request.parameters or {}) if func else Cost()

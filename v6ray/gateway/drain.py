@@ -27,7 +27,7 @@ from v6ray.gateway import ib_errors
 from v6ray.gateway.breaker import CircuitBreaker, CircuitState
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.connection import Connection
-from v6ray.gateway.costs import Cost, request_cost
+from v6ray.gateway.costs import Cost
 from v6ray.gateway.handlers import HandlerContext, get_handler
 from v6ray.gateway.outcomes import OutcomeReporter
 from v6ray.gateway.pacing import Pacer
@@ -35,6 +35,7 @@ from v6ray.gateway.permits import PermitGate
 from v6ray.gateway.write_batch import WriteBatcher
 from v6ray.model import IBRequest
 from v6ray.placement import WriterRotation
+from v6ray.requests.registry import request_cost
 from v6ray.storage.schemas import table_spec
 
 log = logging.getLogger(__name__)

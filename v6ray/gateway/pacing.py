@@ -27,7 +27,8 @@ from typing import Any
 
 from v6ray import ib_limits
 from v6ray.gateway.config import GatewayConfig
-from v6ray.gateway.costs import Cost, request_cost
+from v6ray.gateway.costs import Cost
+from v6ray.requests.registry import request_cost
 
 Clock = Callable[[], float]
 _EPSILON = 1e-6

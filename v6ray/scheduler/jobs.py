@@ -17,8 +17,8 @@ Config file (TOML)::
 
     [[jobs]]
     name = "option_chains"             # same name as a default job: replaces it
-    type = "option_chain"              # option_chain | futures_snapshot | market_bars |
-                                       # position_update | derive_statistics |
+    type = "option_chain"              # a request type (`v6ray submit --help` lists them),
+                                       # derive_statistics, or
                                        # maintain_tables (no symbols, no parameters)
     symbols = ["SPY", "QQQ", "IWM"]
     parameters = { dte = 45 }
@@ -46,6 +46,7 @@ from typing import Any
 
 from v6ray.errors import InvalidRequest, V6RayError
 from v6ray.model import Priority, RequestType, new_request, parse_priority
+from v6ray.requests.registry import SPECS, spec_for
 
 DERIVE_STATISTICS = "derive_statistics"
 MAINTAIN_TABLES = "maintain_tables"
@@ -151,41 +152,9 @@ class SchedulerConfig:
 
 # ---------------------------------------------------------------------------- defaults
 
-DEFAULT_JOB_MAPPINGS: tuple[dict[str, Any], ...] = (
-    {
-        "name": "option_chains",
-        "type": "option_chain",
-        "symbols": ["SPY", "QQQ", "IWM"],
-        "parameters": {"dte": 45},
-        "interval_seconds": 300,
-        "needs_market_open": True,
-        "market": "XNYS",
-    },
-    {
-        "name": "futures_snapshots",
-        "type": "futures_snapshot",
-        "symbols": ["ES", "NQ", "RTY"],
-        "interval_seconds": 60,
-        "needs_market_open": True,
-        "market": "CME",
-    },
-    {
-        # The day's daily bar is final once the market has closed.
-        "name": "daily_bars",
-        "type": "market_bars",
-        "symbols": ["SPY", "QQQ", "IWM"],
-        "parameters": {"duration": "5 D", "bar_size": "1 day"},
-        "after_close_minutes": 10,
-        "market": "XNYS",
-    },
-    {
-        # Positions move only with trades; every 15 minutes, market open or not, is plenty.
-        "name": "positions",
-        "type": "position_update",
-        "symbols": ["*"],
-        "interval_seconds": 900,
-        "needs_market_open": False,
-    },
+DEFAULT_JOB_MAPPINGS: tuple[Mapping[str, Any], ...] = (
+    # Each request type's own jobs, declared in its spec (``v6ray.requests.types``).
+    *(job for spec in SPECS.values() for job in spec.default_jobs),
     {
         # After daily_bars (10 min after the close) has had time to land.
         "name": "derived_statistics",
@@ -246,7 +215,7 @@ def job_from_mapping(raw: Mapping[str, Any], *, position: int | None = None) -> 
         raise fail("priority", exc.reason) from None
     enabled = _bool(raw.get("enabled", True), "enabled", fail)
     needs_open = _bool(raw.get("needs_market_open", False), "needs_market_open", fail)
-    market = raw.get("market", "CME" if job_type == RequestType.FUTURES_SNAPSHOT.value else "XNYS")
+    market = raw.get("market", spec_for(job_type).market if job_type in SPECS else "XNYS")
     if market not in MARKETS:
         raise fail("market", f"{market!r} is not one of {', '.join(MARKETS)}")
 

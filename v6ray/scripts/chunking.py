@@ -14,7 +14,7 @@ from v6ray import bar_chunks, markets
 
 
 def iso_utc(stamp: datetime) -> str:
-    """``YYYY-MM-DDTHH:MM:SS+00:00``, the form ``v6ray.parameters`` normalizes ``end`` to."""
+    """``YYYY-MM-DDTHH:MM:SS+00:00``, the form ``rules.instant`` gives ``end``."""
     if stamp.tzinfo is None:
         raise ValueError("chunk ends must be timezone-aware")
     return stamp.astimezone(UTC).replace(microsecond=0).isoformat()

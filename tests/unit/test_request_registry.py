@@ -1,0 +1,71 @@
+"""The request-type registry: every type whole at import, a half-added one refused."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import replace
+
+import pytest
+
+from v6ray.errors import IncompleteRequestType
+from v6ray.model import RESULT_TABLES, new_request
+from v6ray.requests.registry import SPECS, RequestType, check_spec, request_cost, spec_for
+from v6ray.requests.rules import Rule, integer
+from v6ray.storage.schemas import TABLES
+
+
+def test_every_spec_module_is_a_request_type_with_its_table_registered():
+    assert {t.value for t in RequestType} == {spec.name for spec in SPECS.values()}
+    for rtype, spec in SPECS.items():
+        assert RESULT_TABLES[rtype] == spec.result_table
+        assert TABLES[spec.result_table] is spec.table
+        assert new_request(rtype, "*" if spec.all_symbols else "SPY").result_table == (
+            spec.result_table
+        )
+
+
+def test_request_types_survive_pickling_as_ray_ships_them():
+    for rtype in RequestType:
+        assert pickle.loads(pickle.dumps(rtype)) is rtype
+    request = new_request("option_chain", "SPY")
+    assert pickle.loads(pickle.dumps(request)) == request
+
+
+def test_a_spec_without_a_handler_module_is_refused():
+    orphan = replace(spec_for("futures_snapshot"), name="quotes")
+    with pytest.raises(IncompleteRequestType, match="quotes.*no handler module"):
+        check_spec(orphan)
+
+
+def test_a_spec_named_apart_from_its_module_is_refused():
+    with pytest.raises(IncompleteRequestType, match="its module is named 'quotes'"):
+        check_spec(spec_for("futures_snapshot"), "quotes")
+
+
+def test_a_default_that_fails_its_own_rule_is_refused():
+    spec = spec_for("option_chain")
+    broken = replace(spec, rules={**spec.rules, "strikes": Rule(integer(1, 5), default=10)})
+    with pytest.raises(IncompleteRequestType, match="default of 'strikes'"):
+        check_spec(broken)
+
+
+def test_a_result_table_that_is_not_a_result_table_is_refused():
+    spec = spec_for("position_update")
+    journal = replace(spec, table=replace(spec.table, name="ib_requests"))
+    with pytest.raises(IncompleteRequestType, match="not a result table"):
+        check_spec(journal)
+
+
+def test_a_default_job_of_another_type_is_refused():
+    spec = spec_for("position_update")
+    wrong = replace(spec, default_jobs=({"name": "x", "type": "market_bars"},))
+    with pytest.raises(IncompleteRequestType, match="default job 'x' is of another type"):
+        check_spec(wrong)
+
+
+def test_every_type_has_a_cost_from_its_spec():
+    chain = new_request("option_chain", "SPY", parameters={"strikes": 10})
+    assert request_cost(chain).lines == 41  # 10 strikes x 2 sides x 2 rights + underlying
+    bars = new_request("market_bars", "SPY", parameters={"duration": "1 D", "bar_size": "1 min"})
+    assert request_cost(bars).historical == 1
+    assert request_cost(new_request("position_update", "*")).lines == 0
