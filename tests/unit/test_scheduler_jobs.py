@@ -119,6 +119,47 @@ def test_replace_defaults_keeps_only_file_jobs():
     assert [j.name for j in config.jobs] == ["p"]
 
 
+def test_a_job_on_the_scheduled_symbols_follows_every_other_enabled_job():
+    config = config_from_mapping(
+        {
+            "scheduler": {"replace_defaults": True},
+            "jobs": [
+                {"name": "chains", "type": "option_chain", "symbols": ["SPY", "QQQ"],
+                 "interval_seconds": 60},
+                {"name": "bars", "type": "market_bars", "symbols": ["qqq", "AAPL"],
+                 "after_close_minutes": 10},
+                {"name": "off", "type": "market_bars", "symbols": ["TSLA"], "at": "09:00",
+                 "enabled": False},
+                {"name": "positions", "type": "position_update", "symbols": "*",
+                 "interval_seconds": 60},
+                {"name": "all_bars", "type": "market_bars", "symbols": "scheduled",
+                 "parameters": {"bar_size": "1 day"}, "at": "07:00"},
+            ],
+        }
+    )
+    follower = {j.name: j for j in config.jobs}["all_bars"]
+    # In order of first mention; a switched-off job's symbols and "*" are not collected.
+    assert follower.symbols == ("SPY", "QQQ", "AAPL")
+    assert [s["symbol"] for s in follower.submissions()] == ["SPY", "QQQ", "AAPL"]
+    assert follower.parameters["bar_size"] == "1 day"
+
+
+def test_a_scheduled_symbol_its_type_refuses_names_the_following_job():
+    with pytest.raises(JobConfigError) as caught:
+        config_from_mapping(
+            {
+                "scheduler": {"replace_defaults": True},
+                "jobs": [
+                    {"name": "fut", "type": "futures_snapshot", "symbols": ["ES"],
+                     "parameters": {"contract_month": "202612"}, "interval_seconds": 60},
+                    {"name": "chains", "type": "option_chain", "symbols": "scheduled",
+                     "parameters": {"dte": 5000}, "interval_seconds": 60},
+                ],
+            }
+        )
+    assert (caught.value.job, caught.value.field) == ("chains", "parameters.dte")
+
+
 @pytest.mark.parametrize(
     ("raw", "job", "field"),
     [

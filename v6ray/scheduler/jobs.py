@@ -20,7 +20,7 @@ Config file (TOML)::
     type = "option_chain"              # a request type (`v6ray submit --help` lists them),
                                        # derive_statistics, or
                                        # maintain_tables (no symbols, no parameters)
-    symbols = ["SPY", "QQQ", "IWM"]
+    symbols = ["SPY", "QQQ", "IWM"]    # or "scheduled": every symbol the other jobs name
     parameters = { dte = 45 }
     priority = 2                       # 1 IMMEDIATE, 2 NORMAL, 3 BACKGROUND
     interval_seconds = 300
@@ -40,18 +40,21 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time
 from typing import Any
 
 from v6ray.errors import InvalidRequest, V6RayError
-from v6ray.model import Priority, RequestType, new_request, parse_priority
+from v6ray.model import ALL_SYMBOLS, Priority, RequestType, new_request, parse_priority
 from v6ray.requests.registry import SPECS, spec_for
 
 DERIVE_STATISTICS = "derive_statistics"
 MAINTAIN_TABLES = "maintain_tables"
 JOB_TYPES = (*(t.value for t in RequestType), DERIVE_STATISTICS, MAINTAIN_TABLES)
 MARKETS = ("XNYS", "CME")
+# ``symbols = "scheduled"``: the symbols of every other enabled job (reference data such as
+# contract details follows whatever the shop collects, without a second list to keep).
+SCHEDULED_SYMBOLS = "scheduled"
 # Simulated mode runs the daily (after-close / time-of-day) jobs once this soon after start,
 # so that a newcomer sees every table fill without waiting for a real close.
 DEFAULT_SIMULATED_FIRST_RUN_SECONDS = 20.0
@@ -105,6 +108,7 @@ class Job:
     needs_market_open: bool = False
     market: str = "XNYS"
     enabled: bool = True
+    follows_scheduled_symbols: bool = False  # symbols = "scheduled" (resolved by the config)
 
     @property
     def is_daily(self) -> bool:
@@ -205,7 +209,9 @@ def job_from_mapping(raw: Mapping[str, Any], *, position: int | None = None) -> 
         raise fail("type", f"{job_type!r} is not one of {', '.join(JOB_TYPES)}")
     # Maintenance is of tables, not symbols: it needs none.
     default_symbols = ["*"] if job_type == MAINTAIN_TABLES else None
-    symbols = _symbols(raw.get("symbols", default_symbols), fail)
+    follows = raw.get("symbols") == SCHEDULED_SYMBOLS
+    # Checked as if for one symbol here; for each of them once they are known.
+    symbols = ("SPY",) if follows else _symbols(raw.get("symbols", default_symbols), fail)
     parameters = raw.get("parameters", {})
     if not isinstance(parameters, Mapping):
         raise fail("parameters", f"must be a table, got {type(parameters).__name__}")
@@ -227,7 +233,7 @@ def job_from_mapping(raw: Mapping[str, Any], *, position: int | None = None) -> 
     return Job(
         name=name,
         type=job_type,
-        symbols=symbols,
+        symbols=() if follows else symbols,
         parameters=normalized,
         priority=priority,
         interval_seconds=interval,
@@ -236,7 +242,29 @@ def job_from_mapping(raw: Mapping[str, Any], *, position: int | None = None) -> 
         needs_market_open=needs_open,
         market=market,
         enabled=enabled,
+        follows_scheduled_symbols=follows,
     )
+
+
+def with_scheduled_symbols(jobs: tuple[Job, ...]) -> tuple[Job, ...]:
+    """``jobs`` with each ``symbols = "scheduled"`` job given the symbols of every other
+    enabled job (in order of first mention; "*" is not a symbol), each checked as a request."""
+    named: list[str] = []
+    for job in jobs:
+        if job.enabled and not job.follows_scheduled_symbols and job.type != MAINTAIN_TABLES:
+            named += [s for s in job.symbols if s != ALL_SYMBOLS and s not in named]
+    resolved = []
+    for job in jobs:
+        if job.follows_scheduled_symbols:
+
+            def fail(field_name: str, reason: str, job: Job = job) -> JobConfigError:
+                return JobConfigError(job.name, field_name, reason)
+
+            for symbol in named:
+                _request_or_fail(job.type, symbol, dict(job.parameters), fail)
+            job = replace(job, symbols=tuple(named))
+        resolved.append(job)
+    return tuple(resolved)
 
 
 def _symbols(value: Any, fail) -> tuple[str, ...]:
@@ -344,7 +372,10 @@ def config_from_mapping(data: Mapping[str, Any]) -> SchedulerConfig:
             raise JobConfigError(job.name, "name", "appears twice in the config file")
         seen.add(job.name)
         jobs[job.name] = job
-    return SchedulerConfig(jobs=tuple(jobs.values()), simulated_first_run_seconds=float(first_run))
+    return SchedulerConfig(
+        jobs=with_scheduled_symbols(tuple(jobs.values())),
+        simulated_first_run_seconds=float(first_run),
+    )
 
 
 def _with_default_fields(raw: Any, jobs: dict[str, Job]) -> Any:
@@ -360,7 +391,7 @@ def _with_default_fields(raw: Any, jobs: dict[str, Job]) -> Any:
 def load_config(path: str | os.PathLike[str] | None = None) -> SchedulerConfig:
     """The built-in defaults, or the defaults merged with the TOML file at ``path``."""
     if path is None:
-        return SchedulerConfig(jobs=default_jobs())
+        return SchedulerConfig(jobs=with_scheduled_symbols(default_jobs()))
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
