@@ -32,14 +32,14 @@ class InvalidRequest(InvalidField):
 class UnknownTable(V6RayError, ValueError):
     """A table name that is not one of v6ray's registered tables."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
+    def __init__(self, name: str, known: tuple[str, ...] = ()) -> None:
+        super().__init__(name, tuple(known))
         self.name = name
+        self.known = tuple(known)
 
     def __str__(self) -> str:
-        from v6ray.storage.schemas import TABLES
-
-        return f"unknown table {self.name!r}; known tables: {', '.join(sorted(TABLES))}"
+        known = f"; known tables: {', '.join(sorted(self.known))}" if self.known else ""
+        return f"unknown table {self.name!r}{known}"
 
 
 class NotRunning(V6RayError, RuntimeError):
@@ -127,21 +127,23 @@ class StorageError(V6RayError):
 class NoTables(V6RayError, FileNotFoundError):
     """A data dir holds none of v6ray's tables (a typo, or not the service's data dir)."""
 
-    def __init__(self, data_dir: str, looked_in: tuple[str, ...]) -> None:
+    def __init__(
+        self, data_dir: str, looked_in: tuple[str, ...], tables: tuple[str, ...] = ()
+    ) -> None:
         # errno, strerror, filename: what any FileNotFoundError handler expects to find.
         super().__init__(errno.ENOENT, "no v6ray tables", data_dir)
         self.data_dir = data_dir
         self.looked_in = tuple(looked_in)
+        self.tables = tuple(tables)
 
     def __reduce__(self):  # OSError's own reduce would rebuild it from (errno, strerror)
-        return (type(self), (self.data_dir, self.looked_in))
+        return (type(self), (self.data_dir, self.looked_in, self.tables))
 
     def __str__(self) -> str:
-        from v6ray.storage.schemas import TABLES
-
+        tables = f" ({', '.join(self.tables)})" if self.tables else ""
         return (
-            f"no v6ray tables in {self.data_dir}: looked for Delta tables "
-            f"({', '.join(TABLES)}) in {' and '.join(self.looked_in)}; give the data dir "
+            f"no v6ray tables in {self.data_dir}: looked for Delta tables"
+            f"{tables} in {' and '.join(self.looked_in)}; give the data dir "
             "the service writes to (`v6ray up --data-dir`, V6RAY_DATA_DIR)"
         )
 

@@ -14,7 +14,7 @@ SAMPLES = {
     errors.V6RayError: lambda: errors.V6RayError("something broke"),
     errors.InvalidField: lambda: errors.InvalidField("V6RAY_TIME_SCALE", "is not a number"),
     errors.InvalidRequest: lambda: errors.InvalidRequest("items[3].symbol", "is empty"),
-    errors.UnknownTable: lambda: errors.UnknownTable("nope"),
+    errors.UnknownTable: lambda: errors.UnknownTable("nope", ("market_bars", "positions")),
     errors.IncompleteRequestType: lambda: errors.IncompleteRequestType("quotes", "no SPEC"),
     errors.NotRunning: lambda: errors.NotRunning("no RequestQueue actor"),
     errors.RequestTimeout: lambda: errors.RequestTimeout("abc", 2.5),
@@ -23,7 +23,8 @@ SAMPLES = {
                                                          retryable=True),
     errors.GatewayUnavailable: lambda: errors.GatewayUnavailable("circuit open"),
     errors.StorageError: lambda: errors.StorageError("ib_requests", "disk full"),
-    errors.NoTables: lambda: errors.NoTables("/data/typo", ("/data/typo", "/data/typo/sim")),
+    errors.NoTables: lambda: errors.NoTables(
+        "/data/typo", ("/data/typo", "/data/typo/sim"), ("ib_requests", "market_bars")),
     errors.TableLocked: lambda: errors.TableLocked("/data/ib_requests", "pid 7 on h", 30.0),
     errors.SchemaMismatch: lambda: errors.SchemaMismatch("ib_requests", "seq: int32 != long"),
     errors.StorageConfigError: lambda: errors.StorageConfigError(

@@ -98,7 +98,7 @@ def tables_home(root: str, name: str, storage_options: dict[str, str] | None = N
     for candidate in (root, simulated):
         if any(exists(table_path(candidate, t)) for t in TABLES):
             return candidate
-    raise NoTables(root, (root, simulated))
+    raise NoTables(root, (root, simulated), tuple(TABLES))
 
 
 def _read_delta(path: str, storage_options: dict[str, str]) -> pa.Table | None:

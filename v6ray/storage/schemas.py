@@ -86,7 +86,7 @@ def table_spec(name: str) -> TableSpec:
     try:
         return TABLES[name]
     except (KeyError, TypeError):
-        raise UnknownTable(name) from None
+        raise UnknownTable(name, tuple(TABLES)) from None
 
 
 def table_path(data_dir: str | os.PathLike[str], name: str) -> str:
