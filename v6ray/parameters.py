@@ -23,6 +23,7 @@ from v6ray import ib_limits
 from v6ray.errors import InvalidRequest
 from v6ray.model import RequestType, utc_now
 from v6ray.payload import field_name, shown
+from v6ray.requests import durations
 
 MAX_DTE = 1100  # about three years: IB lists no listed option expiring later
 MAX_STRIKES_PER_SIDE = 50
@@ -122,17 +123,11 @@ def _rights(value: Any) -> str:
 
 
 def _duration(value: Any) -> str:
-    return str(ib_limits.parse_duration(_text(value)))
+    return durations.normalize_duration(_text(value))
 
 
 def _bar_size(value: Any) -> str:
-    text = " ".join(_text(value).split()).lower()
-    aliases = {"1 sec": "1 secs", "1 hr": "1 hour", "1 hours": "1 hour", "1 mins": "1 min"}
-    text = aliases.get(text, text)
-    if text not in ib_limits.BAR_SIZE_SECONDS:
-        known = ", ".join(ib_limits.BAR_SIZE_SECONDS)
-        raise ValueError(f"{shown(value)} is not one of IB's bar sizes ({known})")
-    return text
+    return durations.normalize_bar_size(_text(value))
 
 
 def _what_to_show(value: Any) -> str:
@@ -144,16 +139,7 @@ def _what_to_show(value: Any) -> str:
 
 def _instant(value: Any) -> str:
     """An ISO datetime; naive means UTC. Normalized to ``YYYY-MM-DDTHH:MM:SS+00:00``."""
-    try:
-        stamp = datetime.fromisoformat(_text(value).replace("Z", "+00:00"))
-        # An offset can carry a stamp past datetime's range (year 1 at +01:00).
-        stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
-    except (ValueError, OverflowError):
-        example = "2026-11-27T21:00:00Z"
-        raise ValueError(
-            f"must be an ISO datetime such as {example}, got {shown(value)}"
-        ) from None
-    return stamp.replace(microsecond=0).isoformat()
+    return durations.normalize_end(_text(value)).isoformat()
 
 
 def _sec_type(value: Any) -> str:
@@ -252,7 +238,8 @@ def _check_market_bars(out: dict[str, Any], given: dict[str, Any], now: datetime
         raise InvalidRequest(
             "parameters.duration", f"{out['duration']} is shorter than one {out['bar_size']} bar"
         )
-    chunks = -(-total // ib_limits.max_duration_seconds(out["bar_size"]))
+    # For the request's own hours, as the pacer counts it (``durations.chunk_count``).
+    chunks = durations.chunk_count(out["duration"], out["bar_size"], out["use_rth"])
     if chunks > MAX_BAR_CHUNKS:
         raise InvalidRequest(
             "parameters.duration",
@@ -262,7 +249,7 @@ def _check_market_bars(out: dict[str, Any], given: dict[str, Any], now: datetime
 
 
 def _check_end(out: dict[str, Any], now: datetime) -> None:
-    end = datetime.fromisoformat(out["end"])
+    end = durations.normalize_end(out["end"])
     if out["what_to_show"] == "ADJUSTED_LAST":
         # IB serves dividend-adjusted bars only up to now: it refuses an end date with
         # error 321 "End date not supported with adjusted last" (TWS API, Historical Bar

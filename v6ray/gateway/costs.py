@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from v6ray import ib_limits
+from v6ray.requests import durations
 
 # Chunks of one market_bars request are sent one after another, so only a few are ever
 # waiting for the window at once; charging the whole count would make a long backfill
@@ -44,16 +45,10 @@ class Cost:
         )
 
 
-def bar_chunk_count(duration: str, bar_size: str, use_rth: bool = True) -> int:
-    """About how many IB requests the gateway splits ``duration`` into (an estimate: the
-    split itself counts sessions, see ``v6ray.bar_chunks``)."""
-    total = ib_limits.parse_duration(duration).seconds
-    return max(1, -(-total // ib_limits.max_duration_seconds(bar_size, use_rth)))
-
-
 def _market_bars(params: Mapping[str, Any]) -> Cost:
     bar_size = params.get("bar_size", "1 hour")
-    count = bar_chunk_count(params.get("duration", "5 D"), bar_size, params.get("use_rth", True))
+    count = durations.chunk_count(params.get("duration", "5 D"), bar_size,
+                                  params.get("use_rth", True))
     chunks = min(count, MAX_CHARGED_CHUNKS)
     slots = chunks * ib_limits.historical_weight(params.get("what_to_show", "TRADES"))
     if ib_limits.is_small_bar(bar_size):

@@ -2,9 +2,9 @@
 ``python -m v6ray.scripts.load_historical_data``.
 
 A long range is split into the largest requests IB serves reliably, over trading sessions
-only (``chunking.chunk_range``), each one ``market_bars`` request with an explicit ``end``
-at BACKGROUND priority, so scheduled collection keeps going while the backfill trickles
-through IB's pacing. Bars merge by
+only (``v6ray.requests.durations.backfill_chunks``), each one ``market_bars`` request with an
+explicit ``end`` at BACKGROUND priority, so scheduled collection keeps going while the
+backfill trickles through IB's pacing. Bars merge by
 (symbol, bar_size, what_to_show, timestamp): rerunning a load, or overlapping two, never
 duplicates a bar.
 """
@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from v6ray import ib_limits, instruments
+from v6ray import instruments
 from v6ray.errors import InvalidRequest
 from v6ray.model import Priority
-from v6ray.scripts.chunking import chunk_range
+from v6ray.requests import durations
 from v6ray.scripts.progress import DEFAULT_TIMEOUT, Summary, run_main, submit_and_wait
 
 DEFAULT_SYMBOLS = ("SPY", "QQQ", "IWM")
@@ -46,17 +46,17 @@ def history_requests(
     """
     end = end or datetime.now(UTC)
     try:
-        ib_limits.bar_seconds(bar_size)
+        durations.bar_seconds(bar_size)
     except ValueError as exc:
         raise InvalidRequest("bar_size", str(exc)) from None
-    plans: dict[str, list[tuple[str, str]]] = {}
+    plans: dict[str, list[durations.Chunk]] = {}
     items = []
     for symbol in dict.fromkeys(s.strip().upper() for s in symbols):
         sec_type = instruments.default_sec_type(symbol)
         if sec_type not in plans:
             try:
-                plans[sec_type] = chunk_range(end, duration, bar_size, use_rth=use_rth,
-                                              sec_type=sec_type)
+                plans[sec_type] = durations.backfill_chunks(end, duration, bar_size,
+                                                            use_rth=use_rth, sec_type=sec_type)
             except ValueError as exc:
                 raise InvalidRequest("duration", str(exc)) from None
         items.extend(
@@ -65,14 +65,15 @@ def history_requests(
                 "symbol": symbol,
                 "priority": int(priority),
                 "parameters": {
-                    "duration": chunk_duration,
+                    "duration": chunk.duration,
                     "bar_size": bar_size,
                     "what_to_show": what_to_show,
                     "use_rth": use_rth,
-                    "end": chunk_end,
+                    # UTC, whole seconds: the form parameters normalize an end to
+                    "end": chunk.end.isoformat(),
                 },
             }
-            for chunk_end, chunk_duration in plans[sec_type]
+            for chunk in plans[sec_type]
         )
     return items
 
@@ -139,10 +140,9 @@ def parse_end(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        stamp = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest("end", f"{text!r} is not an ISO datetime") from None
-    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp
+        return durations.normalize_end(text)
+    except ValueError as exc:
+        raise InvalidRequest("end", str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
