@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from v6ray import ib_limits
 from v6ray.gateway.config import GatewayConfig
-from v6ray.scripts.chunking import chunk_range
+from v6ray.requests.durations import backfill_chunks
 from v6ray.sim.config import SimConfig
 from v6ray.sim.historical import answer_latency, bar_intervals
 from v6ray.sim.universe import UNDERLYINGS, underlying_instrument
@@ -57,7 +57,7 @@ def old_chunks(end: datetime, duration: str, bar_size: str) -> list[tuple[dateti
 
 
 def new_chunks(end: datetime, duration: str, bar_size: str) -> list[tuple[datetime, str]]:
-    return [(datetime.fromisoformat(e), d) for e, d in chunk_range(end, duration, bar_size)]
+    return [(c.end, c.duration) for c in backfill_chunks(end, duration, bar_size)]
 
 
 @dataclass

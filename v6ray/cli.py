@@ -16,9 +16,11 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from v6ray.cli_types import non_negative_int, positive_float
 from v6ray.config import SettingsError
 from v6ray.errors import V6RayError
 from v6ray.requests.registry import SPECS
+from v6ray.scripts import load_historical_data
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the command ran and failed (service not running, request FAILED, ...)
@@ -47,26 +49,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 # --------------------------------------------------------------------------- parser
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text!r}")
-    return value
 
 
 def _service_options(*, address: bool = True) -> argparse.ArgumentParser:
@@ -117,11 +99,11 @@ def make_parser() -> argparse.ArgumentParser:
     up.add_argument("--ib-host", help="IB Gateway/TWS host (env V6RAY_IB_HOST)")
     up.add_argument("--ib-port", type=int, help="IB Gateway/TWS port (env V6RAY_IB_PORT)")
     up.add_argument(
-        "--client-id", type=_non_negative_int, help="IB API client id (env V6RAY_CLIENT_ID)"
+        "--client-id", type=non_negative_int, help="IB API client id (env V6RAY_CLIENT_ID)"
     )
     up.add_argument(
         "--time-scale",
-        type=_positive_float,
+        type=positive_float,
         help="scale every IB pacing window (1.0 for real IB; env V6RAY_TIME_SCALE)",
     )
     up.add_argument(
@@ -130,7 +112,7 @@ def make_parser() -> argparse.ArgumentParser:
     up.add_argument("--schedule", metavar="FILE", help="scheduler jobs file (optional)")
     up.add_argument(
         "--num-cpus",
-        type=_non_negative_int,
+        type=non_negative_int,
         help="CPUs of the local Ray cluster `up` starts (default: all)",
     )
     up.add_argument(
@@ -147,7 +129,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--monitor-port",
-        type=_non_negative_int,
+        type=non_negative_int,
         help="port of the monitor page (default 8266, or a free one if taken; 0: any)",
     )
     up.add_argument(
@@ -160,7 +142,7 @@ def make_parser() -> argparse.ArgumentParser:
     down = commands.add_parser("down", parents=[service], help="stop what `v6ray up` started")
     down.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=60.0,
         help="seconds the gateway gets to finish in-flight requests (default 60)",
     )
@@ -191,33 +173,30 @@ def make_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--wait", action="store_true", help="wait for the final status")
     submit.add_argument(
-        "--timeout", type=_positive_float, default=300.0, help="seconds to wait (default 300)"
+        "--timeout", type=positive_float, default=300.0, help="seconds to wait (default 300)"
     )
 
     history = commands.add_parser(
-        "load-history", parents=[service], help="load historical bars for symbols"
+        "load-history",
+        parents=[service],
+        help="load historical bars for symbols",
+        description=load_historical_data.DESCRIPTION,
     )
-    history.add_argument("symbols", nargs="+", metavar="SYMBOL")
-    history.add_argument("--duration", help='IB duration per symbol, e.g. "1 Y"')
-    history.add_argument("--bar-size", help='IB bar size, e.g. "1 day"')
-
-    history.add_argument(
-        "--timeout", type=_positive_float, default=3600.0, help="seconds to wait (default 3600)"
-    )
+    load_historical_data.add_arguments(history)
 
     futures = commands.add_parser(
         "load-futures", parents=[service], help="snapshot futures (all configured roots)"
     )
     futures.add_argument("roots", nargs="*", metavar="ROOT")
     futures.add_argument(
-        "--timeout", type=_positive_float, default=3600.0, help="seconds to wait (default 3600)"
+        "--timeout", type=positive_float, default=3600.0, help="seconds to wait (default 3600)"
     )
 
     derive = commands.add_parser(
         "derive-stats", parents=[service], help="compute derived_statistics from stored data"
     )
     derive.add_argument(
-        "--timeout", type=_positive_float, default=3600.0, help="seconds to wait (default 3600)"
+        "--timeout", type=positive_float, default=3600.0, help="seconds to wait (default 3600)"
     )
 
     show = commands.add_parser(
@@ -225,7 +204,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("table", metavar="TABLE")
     show.add_argument(
-        "--limit", type=_non_negative_int, default=20, help="rows to print (default 20)"
+        "--limit", type=non_negative_int, default=20, help="rows to print (default 20)"
     )
     show.add_argument(
         "--simulated",
@@ -245,7 +224,7 @@ def make_parser() -> argparse.ArgumentParser:
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=4002)
     sim.add_argument("--seed", type=int)
-    sim.add_argument("--time-scale", type=_positive_float)
+    sim.add_argument("--time-scale", type=positive_float)
     sim.add_argument("--stats-file")
     return parser
 

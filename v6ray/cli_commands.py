@@ -183,11 +183,10 @@ def _compact_json(value: Any) -> str:
 
 
 def cmd_load_history(args: argparse.Namespace) -> int:
-    client = _client(_settings(args))
-    from v6ray.scripts.load_historical_data import load_history
+    settings = _settings(args)
+    from v6ray.scripts.load_historical_data import load_from_args
 
-    kwargs = {k: v for k, v in (("duration", args.duration), ("bar_size", args.bar_size)) if v}
-    return _run_script(lambda: load_history(client, args.symbols, timeout=args.timeout, **kwargs))
+    return _run_script(lambda: load_from_args(lambda: _client(settings), args))
 
 
 def cmd_load_futures(args: argparse.Namespace) -> int:

@@ -8,10 +8,17 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from v6ray.cli import make_parser as make_cli_parser
 from v6ray.errors import InvalidRequest, RequestTimeout
 from v6ray.model import Status, request_from_submission
 from v6ray.scripts.load_futures_data import load_futures, quarterly_months, third_friday
-from v6ray.scripts.load_historical_data import history_requests, load_history, main
+from v6ray.scripts.load_historical_data import (
+    history_requests,
+    load_from_args,
+    load_history,
+    main,
+    make_parser,
+)
 from v6ray.scripts.progress import Progress, Summary
 
 END = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)
@@ -122,6 +129,47 @@ def test_main_reports_a_user_error_in_one_line(capsys):
     assert main(["SPY", "--end", "yesterday", "--address", "nowhere:1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
+
+
+LOAD_FLAGS = ("symbols", "duration", "bar_size", "what_to_show", "all_hours", "end", "timeout",
+              "progress")
+
+
+def test_the_cli_and_the_script_take_the_same_load_flags_and_defaults():
+    flags = ["SPY", "ES", "--duration", "3 D", "--bar-size", "1 min", "--what-to-show",
+             "MIDPOINT", "--all-hours", "--end", "2026-11-27T21:00:00Z", "--timeout", "9",
+             "--no-progress"]
+    cli = make_cli_parser().parse_args(["load-history", *flags])
+    script = make_parser().parse_args([*flags, "--address", "a:1", "--data-dir", "d"])
+    assert {k: getattr(cli, k) for k in LOAD_FLAGS} == {k: getattr(script, k) for k in LOAD_FLAGS}
+    cli_defaults = make_cli_parser().parse_args(["load-history", "SPY"])
+    script_defaults = make_parser().parse_args(["SPY"])
+    defaults = {k: getattr(script_defaults, k) for k in LOAD_FLAGS}
+    assert {k: getattr(cli_defaults, k) for k in LOAD_FLAGS} == defaults == {
+        "symbols": ["SPY"], "duration": "1 Y", "bar_size": "1 day", "what_to_show": "TRADES",
+        "all_hours": False, "end": None, "timeout": 3600.0, "progress": None}
+
+
+def test_every_load_flag_reaches_the_requests():
+    args = make_cli_parser().parse_args(
+        ["load-history", "SPY", "--duration", "2 D", "--bar-size", "1 hour", "--what-to-show",
+         "MIDPOINT", "--all-hours", "--end", "2026-11-27T16:00:00-05:00", "--no-progress"])
+    client = FakeClient()
+    summary = load_from_args(lambda: client, args)
+    assert summary.ok and summary.requests == 1
+    (request,) = client.requests.values()
+    assert request.parameters == {
+        "duration": "2 D", "bar_size": "1 hour", "what_to_show": "MIDPOINT", "use_rth": False,
+        "end": "2026-11-27T21:00:00+00:00"}
+
+
+def test_a_bad_end_is_reported_before_connecting():
+    def connect():
+        raise AssertionError("connected")
+
+    args = make_cli_parser().parse_args(["load-history", "SPY", "--end", "yesterday"])
+    with pytest.raises(InvalidRequest, match="ISO datetime"):
+        load_from_args(connect, args)
 
 
 def test_quarterly_months_roll_after_the_third_friday():

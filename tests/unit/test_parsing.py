@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import math
 import pickle
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from types import SimpleNamespace as NS
 
-from v6ray import ib_limits
-from v6ray.bar_chunks import Chunk
 from v6ray.errors import IBRequestError
 from v6ray.gateway import ib_errors, parsing, planning
 from v6ray.gateway.parsing import UNSET_DOUBLE
@@ -112,18 +110,6 @@ def test_futures_and_position_rows():
 def test_snapshot_price_prefers_mid_then_last():
     assert parsing.snapshot_price(NS(bid=1.0, ask=3.0, last=9.0)) == 2.0
     assert parsing.snapshot_price(NS(bid=math.nan, ask=math.nan, last=9.0)) == 9.0
-
-
-def test_bar_chunks_follow_the_shared_rule_with_the_contracts_hours():
-    end = datetime(2025, 1, 10, 21, 0, tzinfo=UTC)  # Friday 16:00 ET
-    assert planning.bar_chunks("5 D", "1 hour", end) == [Chunk(end, "5 D")]
-    chunks = planning.bar_chunks("3 D", "1 min", end, use_rth=False, sec_type="CONTFUT")
-    assert [c.duration for c in chunks] == ["1 D"] * 3  # a 23 h futures session each
-    assert chunks[1].end == end - timedelta(hours=23)  # Thursday 17:00 ET
-    odd = planning.bar_chunks("5000 S", "1 secs", end)
-    assert [c.duration for c in odd] == ["2000 S", "2000 S", "1000 S"]
-    for c in odd:
-        assert ib_limits.duration_allowed(c.duration, "1 secs")
 
 
 def test_choose_expiries_by_dte_and_range():

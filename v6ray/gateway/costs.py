@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from v6ray import ib_limits
-
 # Chunks of one market_bars request are sent one after another, so only a few are ever
 # waiting for the window at once; charging the whole count would make a long backfill
 # unclaimable behind a stream of short requests.
@@ -40,10 +38,3 @@ class Cost:
             max(0, self.historical - other.historical),
             max(0, self.lines - other.lines),
         )
-
-
-def bar_chunk_count(duration: str, bar_size: str, use_rth: bool = True) -> int:
-    """About how many IB requests the gateway splits ``duration`` into (an estimate: the
-    split itself counts sessions, see ``v6ray.bar_chunks``)."""
-    total = ib_limits.parse_duration(duration).seconds
-    return max(1, -(-total // ib_limits.max_duration_seconds(bar_size, use_rth)))

@@ -1,4 +1,5 @@
-"""Pure planning for handlers: bar chunks, option expiries and strikes, the front month.
+"""Pure planning for handlers: option expiries and strikes, the front month (a bar request's
+chunks are ``v6ray.requests.durations.request_chunks``).
 
 Kept apart from the handlers (which talk to IB) so every choice is unit-tested.
 """
@@ -6,34 +7,7 @@ Kept apart from the handlers (which talk to IB) so every choice is unit-tested.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
-
-from v6ray import markets
-from v6ray.bar_chunks import Chunk, plan
-
-
-def bar_chunks(duration: str, bar_size: str, end: datetime, *, use_rth: bool = True,
-               sec_type: str = "STK") -> list[Chunk]:
-    """Split ``duration`` ending at ``end`` into the requests IB serves reliably, newest
-    first (``v6ray.bar_chunks.plan``, the rule ``load-history`` uses too).
-
-    Weekdays stand in for trading days: loading an exchange calendar takes seconds, and a
-    holiday counted as a session only makes two chunks overlap. A window with no session
-    of ours is still asked of IB (plainly, as contiguous clock windows): for a request a
-    user made, IB's hours are the truth (and its "no data" the answer), not our model.
-    """
-    chunks = plan(end, duration, bar_size, use_rth=use_rth,
-                  kind=markets.session_kind(sec_type), holidays=False)
-    return chunks or plan(end, duration, bar_size, use_rth=use_rth, kind=None)
-
-
-def parse_end(text: str | None, now: datetime) -> datetime:
-    """A request's ``end`` (default ``now``) in UTC, whole seconds, as chunks end."""
-    if not text:
-        return now.astimezone(UTC).replace(microsecond=0)
-    stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
-    return stamp.replace(microsecond=0)
+from datetime import date
 
 
 def _as_date(text: str) -> date | None:

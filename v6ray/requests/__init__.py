@@ -1,2 +1,3 @@
 """What a request is: its types (one spec module each, ``types/``), the registry that
-checks them at import, the parameter rules they are built from, and IB durations."""
+checks them at import, the parameter rules they are built from, and IB durations (a bar
+request's time range and how it is split into IB requests)."""

@@ -17,11 +17,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from v6ray import ib_limits
 from v6ray.payload import shown
+from v6ray.requests import durations
 
 MAX_DTE = 1100  # about three years: IB lists no listed option expiring later
 MAX_STRIKES_PER_SIDE = 50
@@ -120,17 +121,11 @@ def rights(value: Any) -> str:
 
 
 def duration(value: Any) -> str:
-    return str(ib_limits.parse_duration(ascii_text(value)))
+    return durations.normalize_duration(ascii_text(value))
 
 
 def bar_size(value: Any) -> str:
-    text = " ".join(ascii_text(value).split()).lower()
-    aliases = {"1 sec": "1 secs", "1 hr": "1 hour", "1 hours": "1 hour", "1 mins": "1 min"}
-    text = aliases.get(text, text)
-    if text not in ib_limits.BAR_SIZE_SECONDS:
-        known = ", ".join(ib_limits.BAR_SIZE_SECONDS)
-        raise ValueError(f"{shown(value)} is not one of IB's bar sizes ({known})")
-    return text
+    return durations.normalize_bar_size(ascii_text(value))
 
 
 def what_to_show(value: Any) -> str:
@@ -142,16 +137,7 @@ def what_to_show(value: Any) -> str:
 
 def instant(value: Any) -> str:
     """An ISO datetime; naive means UTC. Normalized to ``YYYY-MM-DDTHH:MM:SS+00:00``."""
-    try:
-        stamp = datetime.fromisoformat(ascii_text(value).replace("Z", "+00:00"))
-        # An offset can carry a stamp past datetime's range (year 1 at +01:00).
-        stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
-    except (ValueError, OverflowError):
-        example = "2026-11-27T21:00:00Z"
-        raise ValueError(
-            f"must be an ISO datetime such as {example}, got {shown(value)}"
-        ) from None
-    return stamp.replace(microsecond=0).isoformat()
+    return durations.normalize_end(ascii_text(value)).isoformat()
 
 
 def sec_type(value: Any) -> str:

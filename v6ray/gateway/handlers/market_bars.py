@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from v6ray import constants, instruments
 from v6ray.errors import IBRequestError
-from v6ray.gateway import ib_errors, parsing, planning
+from v6ray.gateway import ib_errors, parsing
 from v6ray.gateway.handlers import contracts
 from v6ray.gateway.handlers.base import HandlerContext, Rows
 from v6ray.gateway.pacing import HistoricalCall
+from v6ray.requests import durations
 
 
 class MarketBarsHandler:
@@ -36,9 +37,9 @@ class MarketBarsHandler:
             **parsing.contract_columns(contract),
         }
         now = ctx.now()
-        end = planning.parse_end(p.get("end"), now)
-        chunks = planning.bar_chunks(p["duration"], p["bar_size"], end,
-                                     use_rth=bool(p["use_rth"]), sec_type=contract.secType)
+        end = durations.normalize_end(p.get("end"), now)
+        chunks = durations.request_chunks(end, p["duration"], p["bar_size"],
+                                          use_rth=bool(p["use_rth"]), sec_type=contract.secType)
         rows: Rows = []
         no_data: list[str] = []
         for chunk in chunks:

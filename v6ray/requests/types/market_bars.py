@@ -11,8 +11,8 @@ import pyarrow as pa
 
 from v6ray import constants, ib_limits
 from v6ray.errors import InvalidRequest
-from v6ray.gateway.costs import MAX_CHARGED_CHUNKS, Cost, bar_chunk_count
-from v6ray.requests import rules
+from v6ray.gateway.costs import MAX_CHARGED_CHUNKS, Cost
+from v6ray.requests import durations, rules
 from v6ray.requests.rules import Rule
 from v6ray.requests.spec import RequestSpec
 from v6ray.storage.layout import PartitionColumn, bar_partition_day
@@ -83,7 +83,8 @@ def check(out: dict[str, Any], given: Mapping[str, Any], now: datetime) -> None:
         raise InvalidRequest(
             "parameters.duration", f"{out['duration']} is shorter than one {out['bar_size']} bar"
         )
-    chunks = -(-total // ib_limits.max_duration_seconds(out["bar_size"]))
+    # For the request's own hours, as the pacer counts it (``durations.chunk_count``).
+    chunks = durations.chunk_count(out["duration"], out["bar_size"], out["use_rth"])
     if chunks > rules.MAX_BAR_CHUNKS:
         raise InvalidRequest(
             "parameters.duration",
@@ -93,7 +94,7 @@ def check(out: dict[str, Any], given: Mapping[str, Any], now: datetime) -> None:
 
 
 def _check_end(out: dict[str, Any], now: datetime) -> None:
-    end = datetime.fromisoformat(out["end"])
+    end = durations.normalize_end(out["end"])
     if out["what_to_show"] == "ADJUSTED_LAST":
         # IB serves dividend-adjusted bars only up to now: it refuses an end date with
         # error 321 "End date not supported with adjusted last" (TWS API, Historical Bar
@@ -119,7 +120,9 @@ def cost(params: Mapping[str, Any]) -> Cost:
     """One open historical request, and a slot of the small- or large-bar window per
     chunk (BID_ASK counts twice), charged for a few chunks at most (``MAX_CHARGED_CHUNKS``)."""
     bar_size = params.get("bar_size", "1 hour")
-    count = bar_chunk_count(params.get("duration", "5 D"), bar_size, params.get("use_rth", True))
+    count = durations.chunk_count(
+        params.get("duration", "5 D"), bar_size, params.get("use_rth", True)
+    )
     chunks = min(count, MAX_CHARGED_CHUNKS)
     slots = chunks * ib_limits.historical_weight(params.get("what_to_show", "TRADES"))
     if ib_limits.is_small_bar(bar_size):
