@@ -3,6 +3,7 @@ unit tests run on, pass the same behavioural checks (no Ray): the twin cannot dr
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,9 @@ class Twin:
     data_dir: str
 
     def open(self) -> RequestJournal:
-        return self.factory(self.data_dir, CONFIG)
+        journal = self.factory(self.data_dir, CONFIG)
+        assert isinstance(journal, RequestJournal)  # every operation of the Protocol
+        return journal
 
     def reopen(self, journal: RequestJournal) -> RequestJournal:
         """A restart: the old writer closes, a new one loads (as a starting queue does)."""
@@ -187,3 +190,28 @@ def test_one_writer_at_a_time_and_a_closed_journal_still_reads(twin):
     assert journal.lookup(es.request_id) == es
     successor = twin.open()
     assert [r.request_id for r in successor.load_latest()] == [es.request_id]
+
+
+def test_a_compaction_on_another_thread_loses_no_append(twin):
+    """The queue compacts on its maintenance thread while its commit thread appends."""
+    journal = twin.open()
+    requests = [sample(f"S{i}") for i in range(20)]
+    journal.append(requests)
+    compactions = []
+    appending = threading.Event()
+
+    def compact_while_appending():
+        while not appending.is_set() or not compactions:  # at least one, beside appends
+            compactions.append(journal.compact(now=NOW.timestamp()))
+            appending.wait(0.001)
+
+    compactor = threading.Thread(target=compact_while_appending)
+    compactor.start()
+    for round_ in range(1, 41):
+        journal.append([r.with_changes(attempts=round_) for r in requests[round_ % 4::4]])
+    appending.set()
+    compactor.join()
+    last_round = {r.request_id: max(k for k in range(1, 41) if k % 4 == i % 4)
+                  for i, r in enumerate(requests)}
+    assert {rid: r.attempts for rid, r in twin.latest().items()} == last_round
+    assert {r.request_id: r.attempts for r in journal.load_latest()} == last_round

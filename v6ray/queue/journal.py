@@ -1,8 +1,10 @@
-"""The queue's durable log: the Delta table ``ib_requests`` (blocking I/O, no asyncio).
+"""The queue's durable log: the Delta table ``ib_requests`` (blocking I/O, no asyncio), the
+``RequestJournal`` a running queue uses (``v6ray.queue.journal_api``).
 
 Layout: append-only, one row per state change holding the request's whole new state and a
 ``seq`` that increases with every row ever written. A request's state is its row with the
-highest ``seq``; ``v6ray.read_table("ib_requests")`` applies that rule for readers.
+highest ``seq`` (``journal_api.latest_requests``, which ``v6ray.read_table("ib_requests")``
+applies for readers too).
 
 Appends are hand-built Delta commits (``LocalAppender``): the queue pays one per
 acknowledged batch, and delta-rs's commit path costs 5-10 times more.

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import polars as pl
 
@@ -59,6 +59,7 @@ class FinalRequests:
         return self.request_ids, self.build
 
 
+@runtime_checkable
 class RequestJournal(Protocol):
     """The durable log of the queue's request states (blocking calls; the queue runs them on
     its journal threads: appends and look-ups on one, compactions on another)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -43,6 +44,8 @@ class MemoryTables:
     version: int = 0  # commits to the hot journal, as a Delta table's version counts them
     files: int = 0  # one per append; a compaction leaves one per creation day
     writer: MemoryJournal | None = None
+    # Compactions run on another thread than appends (as the queue runs them): one at a time.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def max_seq(self) -> int:
         return max((seq for seq, _ in (*self.hot, *self.archive)), default=0)
@@ -75,8 +78,9 @@ class MemoryJournal:
     def load_for_restore(
         self, final_limit: int | None
     ) -> tuple[list[IBRequest], FinalRequests, StateCounts]:
-        self._next_seq = self.tables.max_seq() + 1
-        latest = [request for _, request in latest_states(self.tables.hot)]
+        with self.tables.lock:
+            self._next_seq = self.tables.max_seq() + 1
+            latest = [request for _, request in latest_states(self.tables.hot)]
         counts: StateCounts = Counter(
             (r.status, r.request_type, r.priority) for r in latest
         )
@@ -89,10 +93,11 @@ class MemoryJournal:
 
     def lookup(self, request_id: str) -> IBRequest | None:
         # Hot first, archive second, as the Delta journal looks.
-        for rows in (self.tables.hot, self.tables.archive):
-            found = [row for row in rows if row[1].request_id == request_id]
-            if found:
-                return copy.deepcopy(max(found, key=lambda row: row[0])[1])
+        with self.tables.lock:
+            for rows in (self.tables.hot, self.tables.archive):
+                found = [row for row in rows if row[1].request_id == request_id]
+                if found:
+                    return copy.deepcopy(max(found, key=lambda row: row[0])[1])
         return None
 
     # ------------------------------------------------------------------ write
@@ -101,13 +106,12 @@ class MemoryJournal:
         if not requests:
             return
         self._check_open()
-        first = self._next_seq
-        self.tables.hot.extend(
-            (first + i, copy.deepcopy(request)) for i, request in enumerate(requests)
-        )
+        rows = [(self._next_seq + i, copy.deepcopy(r)) for i, r in enumerate(requests)]
+        with self.tables.lock:
+            self.tables.hot.extend(rows)
+            self.tables.version += 1
+            self.tables.files += 1
         self._next_seq += len(requests)
-        self.tables.version += 1
-        self.tables.files += 1
         self.commits += 1
         self.rows += len(requests)
         self.commits_since_compaction += 1
@@ -118,15 +122,16 @@ class MemoryJournal:
         self.commits_since_compaction = 0
         cutoff = datetime.fromtimestamp(time.time() if now is None else now, UTC) - self.retention
         tables = self.tables
-        latest = latest_states(tables.hot)
-        moving = [row for row in latest if _archivable(row[1], cutoff)]
-        kept = [row for row in latest if not _archivable(row[1], cutoff)]
-        rows_before, files_read = len(tables.hot), tables.files
-        tables.archive.extend(moving)
-        tables.hot = kept
-        tables.files = len({_day(request) for _, request in kept})
-        if files_read:
-            tables.version += 1
+        with tables.lock:
+            latest = latest_states(tables.hot)
+            moving = [row for row in latest if _archivable(row[1], cutoff)]
+            kept = [row for row in latest if not _archivable(row[1], cutoff)]
+            rows_before, files_read = len(tables.hot), tables.files
+            tables.archive.extend(moving)
+            tables.hot = kept
+            tables.files = len({_day(request) for _, request in kept})
+            if files_read:
+                tables.version += 1
         return {
             "rows_before": rows_before,
             "rows_after": len(kept),
@@ -181,4 +186,6 @@ class MemoryJournals:
         """The latest state of every journaled request, archived ones too, in creation
         order: what ``v6ray.read_table("ib_requests")`` shows of a Delta journal."""
         tables = self.tables(data_dir)
-        return [copy.deepcopy(r) for _, r in latest_states([*tables.hot, *tables.archive])]
+        with tables.lock:
+            rows = [*tables.hot, *tables.archive]
+        return [copy.deepcopy(r) for _, r in latest_states(rows)]
