@@ -18,7 +18,8 @@ The rules every journal follows:
   changed before the retention window out of what a restart reads, into the archive,
   where ``lookup`` still finds them;
 - one writer at a time: opening a second one while the first is open fails with
-  ``TableLocked``; after ``close`` the journal refuses writes but still answers reads.
+  ``TableLocked`` (the Delta journal on object storage has no such lock); after ``close``
+  the journal refuses writes but still answers reads.
 
 No Delta and no Ray here: the queue's modules and ``v6ray.storage.reader`` import this one.
 """
@@ -77,7 +78,8 @@ class RequestJournal(Protocol):
     ) -> tuple[list[IBRequest], FinalRequests, StateCounts]:
         """What a restarting queue needs from the hot journal (not the archive): every live
         request, the ``final_limit`` most recently changed final ones (all for None),
-        oldest first, and the counts of every latest state by (status, type, priority)."""
+        oldest first, and the counts of every latest state by (status, type, priority).
+        Also positions ``seq`` after the last row, archived ones included."""
         ...
 
     def load_latest(self) -> list[IBRequest]:
@@ -91,7 +93,8 @@ class RequestJournal(Protocol):
     def compact(self, now: float | None = None) -> dict[str, Any]:
         """Keep the latest row per request, archive the finished ones last changed before
         the retention window ending at ``now`` (epoch s; the clock by default). The report
-        holds at least ``rows_before``, ``rows_after``, ``archived`` and ``files``."""
+        holds at least ``rows_before``, ``rows_after`` and ``files``, and ``archived``
+        where the journal archives (not the Delta journal on object storage)."""
         ...
 
     def stats(self) -> dict[str, int]:
