@@ -285,7 +285,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
     directory = _tables_dir(args, settings)
     for name in names:
         if name == constants.REQUESTS_TABLE:
-            print(_compact_journal(settings))
+            print(_compact_journal(settings, directory))
             continue
         from v6ray.storage.maintenance import compact_table
 
@@ -300,20 +300,47 @@ def cmd_compact(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compact_journal(settings: Settings) -> str:
-    """Only the queue writes ``ib_requests``; so only the queue actor compacts it."""
+def _compact_journal(settings: Settings, directory: str) -> str:
+    """``ib_requests`` has one writer, and only its writer may compact it: the running
+    queue does (its ``compact`` is the journal's); with no service, a journal opened here."""
     import ray
 
     try:
         _client(settings)
     except NotRunning:
-        return (
-            f"{constants.REQUESTS_TABLE}: skipped (the running queue compacts its journal; "
-            "the service is not running)"
-        )
+        return _compact_journal_here(directory)
     queue = ray.get_actor(constants.QUEUE_ACTOR, namespace=constants.NAMESPACE)
     result = ray.get(queue.compact.remote(), timeout=300)
     return f"{constants.REQUESTS_TABLE}: compacted by the queue ({_compact_json(result)})"
+
+
+def _compact_journal_here(directory: str) -> str:
+    """The journal the queue would open, opened as its writer for one compaction. Its
+    writer lock refuses this while another process writes it (a queue this data dir's
+    state record does not know of); on object storage there is no such lock, so a queue
+    elsewhere might be writing: left to that queue."""
+    from deltalake import DeltaTable
+
+    from v6ray.errors import TableLocked
+    from v6ray.queue.config import QueueConfig
+    from v6ray.queue.journal import Journal
+    from v6ray.storage.location import is_uri
+    from v6ray.storage.schemas import table_path
+
+    name = constants.REQUESTS_TABLE
+    if is_uri(directory):
+        return f"{name}: skipped (the running queue compacts its journal on object storage)"
+    if not DeltaTable.is_deltatable(table_path(directory, name)):
+        return f"{name}: no table yet"
+    try:
+        journal = Journal.for_queue(directory, QueueConfig(journal_lock_timeout_seconds=0.0))
+    except TableLocked as exc:
+        return f"{name}: skipped (another process writes it: {exc.detail})"
+    try:
+        result = journal.compact()
+    finally:
+        journal.close()
+    return f"{name}: compacted ({_compact_json(result)})"
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

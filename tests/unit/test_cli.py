@@ -265,6 +265,30 @@ def test_compact_unknown_table(capsys, tmp_path):
     assert_one_line_error(err, "unknown table")
 
 
+def test_compact_without_a_service_compacts_the_journal_through_its_writer(capsys, tmp_path):
+    from v6ray.model import Status, new_request
+    from v6ray.queue.journal import Journal
+
+    data_dir = str(tmp_path)
+    code, out, _ = run_main(capsys, "compact", "ib_requests", "--data-dir", data_dir)
+    assert code == 0 and "ib_requests: no table yet" in out
+    assert not (tmp_path / "ib_requests").exists()  # and it created none
+    journal = Journal(data_dir)
+    es = new_request("futures_snapshot", "ES")
+    for attempts in range(4):
+        journal.append([es.with_changes(attempts=attempts)])
+    code, out, _ = run_main(capsys, "compact", "ib_requests", "--data-dir", data_dir)
+    assert code == 0 and "skipped (another process writes it: held by pid" in out
+    journal.close()
+    code, out, _ = run_main(capsys, "compact", "ib_requests", "--data-dir", data_dir)
+    assert code == 0 and out.startswith("ib_requests: compacted (")
+    assert '"rows_before": 4' in out and '"rows_after": 1' in out
+    reopened = Journal(data_dir, lock_timeout=0.0)  # the command gave the lock back
+    [latest] = reopened.load_latest()
+    assert latest.attempts == 3 and latest.status is Status.PENDING
+    assert reopened.stats()["files"] == 1
+
+
 def test_python_dash_m_never_shows_a_traceback(tmp_path):
     repo = os.path.dirname(os.path.dirname(os.path.abspath(v6ray.__file__)))
     env = {**os.environ, "V6RAY_DATA_DIR": str(tmp_path), "PYTHONPATH": repo}

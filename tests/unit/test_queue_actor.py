@@ -1,4 +1,6 @@
-"""The queue actor's logic without Ray: the plain ``RequestQueue`` class driven by asyncio."""
+"""The queue actor's logic without Ray: the plain ``RequestQueue`` class driven by asyncio,
+on the in-memory journal (``tests/unit/test_journal_contract.py`` holds it to the Delta
+journal's behaviour; tests/integration runs the actor on Delta)."""
 
 from __future__ import annotations
 
@@ -13,30 +15,48 @@ from v6ray.errors import InvalidRequest, RequestTimeout, StorageError, UnknownRe
 from v6ray.model import Status
 from v6ray.queue.actor import RequestQueue
 from v6ray.queue.config import QueueConfig
-from v6ray.storage.reader import read_table
+from v6ray.queue.memory_journal import MemoryJournals
+
+
+@pytest.fixture
+def journals():
+    """The queue's journals: rows per data dir that outlive a queue, as a disk does."""
+    return MemoryJournals()
+
+
+@pytest.fixture
+def new_queue(journals, data_dir):
+    """A ``RequestQueue`` of ``data_dir`` on the memory journals (call again: a restart)."""
+    return lambda config=None: RequestQueue(data_dir, config, journal_factory=journals)
+
+
+@pytest.fixture
+def journaled(journals, data_dir):
+    """What a fresh reader of the journal sees: the latest state of every request."""
+    return lambda: journals.read_requests(data_dir)
 
 
 def run(coro):
     return asyncio.run(coro)
 
 
-def test_submit_is_durable_before_it_returns(data_dir):
+def test_submit_is_durable_before_it_returns(new_queue, journaled):
     async def scenario():
-        queue = RequestQueue(data_dir)
+        queue = new_queue()
         rid = await queue.submit("market_bars", "SPY", 2, {"duration": "5 D"})
         # a fresh reader of the table sees it the moment submit returned
-        assert read_table("ib_requests", data_dir=data_dir)["request_id"].to_list() == [rid]
+        assert [r.request_id for r in journaled()] == [rid]
         queue.close()  # as the actor process's exit would
         return rid
 
     rid = run(scenario())
-    restarted = RequestQueue(data_dir)
+    restarted = new_queue()
     assert restarted.core.get(rid).status is Status.PENDING
 
 
-def test_submit_many_is_all_or_nothing_and_names_the_item(data_dir):
+def test_submit_many_is_all_or_nothing_and_names_the_item(new_queue, journaled):
     async def scenario():
-        queue = RequestQueue(data_dir)
+        queue = new_queue()
         good = {"request_type": "futures_snapshot", "symbol": "ES"}
         with pytest.raises(InvalidRequest) as info:
             await queue.submit_many([good, good, {"request_type": "market_bars", "symbol": ""}])
@@ -54,13 +74,13 @@ def test_submit_many_is_all_or_nothing_and_names_the_item(data_dir):
         return queue
 
     queue = run(scenario())
-    assert read_table("ib_requests", data_dir=data_dir).height == 2
+    assert len(journaled()) == 2
     assert queue.core.coalesced_total == 1
 
 
-def test_wait_wakes_on_completion_and_times_out(data_dir):
+def test_wait_wakes_on_completion_and_times_out(new_queue):
     async def scenario():
-        queue = RequestQueue(data_dir)
+        queue = new_queue()
         rid = await queue.submit("futures_snapshot", "ES")
         with pytest.raises(RequestTimeout):
             await queue.wait(rid, 0.05)
@@ -78,9 +98,9 @@ def test_wait_wakes_on_completion_and_times_out(data_dir):
     run(scenario())
 
 
-def test_cancel_wakes_waiters(data_dir):
+def test_cancel_wakes_waiters(new_queue):
     async def scenario():
-        queue = RequestQueue(data_dir)
+        queue = new_queue()
         rid = await queue.submit("futures_snapshot", "ES")
         waiter = asyncio.create_task(queue.wait(rid, 10))
         await asyncio.sleep(0)
@@ -90,11 +110,11 @@ def test_cancel_wakes_waiters(data_dir):
     run(scenario())
 
 
-def test_old_final_requests_are_answered_from_the_table(data_dir):
+def test_old_final_requests_are_answered_from_the_table(new_queue):
     config = QueueConfig(terminal_cache_size=2)
 
     async def scenario():
-        queue = RequestQueue(data_dir, config)
+        queue = new_queue(config)
         ids = await queue.submit_many(
             [{"request_type": "futures_snapshot", "symbol": f"S{i}"} for i in range(5)])
         for request in await queue.claim(5, "gw"):
@@ -111,16 +131,16 @@ def test_old_final_requests_are_answered_from_the_table(data_dir):
         return ids
 
     ids = run(scenario())
-    restarted = RequestQueue(data_dir, config)
+    restarted = new_queue(config)
     assert len(restarted.core._final) == 2  # bounded on rebuild too
     assert restarted.core.counts  # but every request is counted
     assert sum(n for (s, _, _), n in restarted.core.counts.items() if s is Status.SUCCESS) == 5
     assert restarted.core.get(ids[-1]).status is Status.SUCCESS
 
 
-def test_restart_keeps_leases_and_queue(data_dir):
+def test_restart_keeps_leases_and_queue(new_queue):
     async def first_life():
-        queue = RequestQueue(data_dir)
+        queue = new_queue()
         await queue.submit_many([{"request_type": "futures_snapshot", "symbol": s}
                                  for s in ("A", "B", "C")])
         [leased] = await queue.claim(1, "gw")
@@ -130,7 +150,7 @@ def test_restart_keeps_leases_and_queue(data_dir):
     leased = run(first_life())
 
     async def second_life():
-        queue = RequestQueue(data_dir)
+        queue = new_queue()
         assert (await queue.get(leased.request_id)).lease_owner == "gw"
         assert [r.symbol for r in await queue.claim(5, "gw-2")] == ["B", "C"]
         assert await queue.complete(leased.request_id, "gw", {"ok": True}) is True
@@ -138,9 +158,9 @@ def test_restart_keeps_leases_and_queue(data_dir):
     run(second_life())
 
 
-def test_stats_are_json_serializable(data_dir):
+def test_stats_are_json_serializable(new_queue):
     async def scenario():
-        queue = RequestQueue(data_dir)
+        queue = new_queue()
         await queue.submit("futures_snapshot", "ES", 1)
         await queue.submit("market_bars", "SPY", 3)
         [claimed] = await queue.claim(1, "gw")
@@ -158,9 +178,9 @@ def test_stats_are_json_serializable(data_dir):
     assert stats["submitted_total"] == 2 and stats["coalesced_total"] == 0
 
 
-def test_outcomes_in_batches_are_durable_when_answered(data_dir):
+def test_outcomes_in_batches_are_durable_when_answered(new_queue, journaled):
     async def scenario():
-        queue = RequestQueue(data_dir, QueueConfig(backoff_base=0.0, backoff_jitter=0.0))
+        queue = new_queue(QueueConfig(backoff_base=0.0, backoff_jitter=0.0))
         ids = await queue.submit_many(
             [{"request_type": "futures_snapshot", "symbol": s} for s in ("ES", "NQ", "RTY")])
         await queue.claim(3, "gw")
@@ -169,16 +189,15 @@ def test_outcomes_in_batches_are_durable_when_answered(data_dir):
             [(ids[1], "IB error 200", False), (ids[2], "timeout", True), ("nope", "x", True)],
             "gw")
         assert statuses == [Status.FAILED, Status.PENDING, None]
-        latest = {r["request_id"]: r["status"] for r in
-                  read_table("ib_requests", data_dir=data_dir).iter_rows(named=True)}
+        latest = {r.request_id: r.status for r in journaled()}
         assert latest == {ids[0]: "SUCCESS", ids[1]: "FAILED", ids[2]: "PENDING"}
 
     run(scenario())
 
 
-def test_wait_many_returns_finals_and_none_for_the_rest(data_dir):
+def test_wait_many_returns_finals_and_none_for_the_rest(new_queue):
     async def scenario():
-        queue = RequestQueue(data_dir)
+        queue = new_queue()
         done, open_ = await queue.submit_many(
             [{"request_type": "futures_snapshot", "symbol": s} for s in ("ES", "NQ")])
         [claimed] = await queue.claim(1, "gw")
@@ -194,9 +213,9 @@ def test_wait_many_returns_finals_and_none_for_the_rest(data_dir):
     run(scenario())
 
 
-def test_claim_wait_waits_for_an_arrival_then_claims_it(data_dir):
+def test_claim_wait_waits_for_an_arrival_then_claims_it(new_queue):
     async def scenario():
-        queue = RequestQueue(data_dir)
+        queue = new_queue()
         assert await queue.claim_wait(5, "gw", None, 0.05) == ([], 0)  # empty: waited, none
         parked = asyncio.create_task(queue.claim_wait(5, "gw", None, 10))
         await asyncio.sleep(0.05)
@@ -211,9 +230,9 @@ def test_claim_wait_waits_for_an_arrival_then_claims_it(data_dir):
     run(scenario())
 
 
-def test_claim_wait_answers_at_once_when_accept_rejects_the_backlog(data_dir):
+def test_claim_wait_answers_at_once_when_accept_rejects_the_backlog(new_queue):
     async def scenario():
-        queue = RequestQueue(data_dir)
+        queue = new_queue()
         await queue.submit_many(
             [{"request_type": "futures_snapshot", "symbol": s} for s in ("ES", "NQ")])
         started = time.monotonic()
@@ -227,25 +246,25 @@ def test_claim_wait_answers_at_once_when_accept_rejects_the_backlog(data_dir):
 
 def failing_appends(monkeypatch, queue, errors: list[Exception]) -> list[int]:
     """The journal's appends raise ``errors`` one by one (then work again); returns the
-    row counts of the appends that reached the disk."""
-    appender = queue.committer.journal._appender
-    real, written = appender.append, []
+    row counts of the appends that were made durable."""
+    journal = queue.committer.journal
+    real, written = journal.append, []
 
-    def append(data):
+    def append(requests):
         if errors:
             raise errors.pop(0)
-        written.append(data.num_rows)
-        return real(data)
+        written.append(len(requests))
+        return real(requests)
 
-    monkeypatch.setattr(appender, "append", append)
+    monkeypatch.setattr(journal, "append", append)
     return written
 
 
 def test_a_resubmit_after_a_failed_commit_is_acknowledged_only_once_durable(
-    data_dir, monkeypatch
+    new_queue, journaled, monkeypatch
 ):
     async def scenario():
-        queue = RequestQueue(data_dir, QueueConfig(commit_retries=0))
+        queue = new_queue(QueueConfig(commit_retries=0))
         failing_appends(monkeypatch, queue, [
             OSError(errno.ENOSPC, "No space left on device"),
             PermissionError(errno.EACCES, "Permission denied"),
@@ -257,20 +276,20 @@ def test_a_resubmit_after_a_failed_commit_is_acknowledged_only_once_durable(
         with pytest.raises(StorageError, match="Permission denied"):
             await queue.submit("futures_snapshot", "ES")
         rid = await queue.submit("futures_snapshot", "ES")  # the disk recovered
-        assert read_table("ib_requests", data_dir=data_dir)["request_id"].to_list() == [rid]
+        assert [r.request_id for r in journaled()] == [rid]
         queue.close()
         return rid
 
     rid = run(scenario())
-    restarted = RequestQueue(data_dir)  # a queue restart keeps what was acknowledged
+    restarted = new_queue()  # a queue restart keeps what was acknowledged
     assert restarted.core.get(rid).status is Status.PENDING
 
 
 def test_after_a_failed_commit_every_acknowledgement_waits_for_the_owed_states(
-    data_dir, monkeypatch
+    new_queue, journaled, monkeypatch
 ):
     async def scenario():
-        queue = RequestQueue(data_dir, QueueConfig(commit_retries=0))
+        queue = new_queue(QueueConfig(commit_retries=0))
         [es, nq] = await queue.submit_many(
             [{"request_type": "futures_snapshot", "symbol": s} for s in ("ES", "NQ")])
         [claimed] = await queue.claim(1, "gw")
@@ -284,12 +303,13 @@ def test_after_a_failed_commit_every_acknowledgement_waits_for_the_owed_states(
         queue.close()
 
     run(scenario())
-    latest = {r["symbol"]: r["status"] for r in
-              read_table("ib_requests", data_dir=data_dir).iter_rows(named=True)}
+    latest = {r.symbol: r.status for r in journaled()}
     assert latest == {"ES": "SUCCESS", "NQ": "CANCELLED"}
 
 
-def test_submit_each_queues_nothing_when_checking_fails_unexpectedly(data_dir, monkeypatch):
+def test_submit_each_queues_nothing_when_checking_fails_unexpectedly(
+    new_queue, journaled, monkeypatch
+):
     """Callers of a failed shared call are told it failed: none of them may be queued."""
     from v6ray.queue import actor
 
@@ -303,7 +323,7 @@ def test_submit_each_queues_nothing_when_checking_fails_unexpectedly(data_dir, m
     monkeypatch.setattr(actor, "request_from_submission", breaks_on_the_second)
 
     async def scenario():
-        queue = RequestQueue(data_dir)
+        queue = new_queue()
         items = [{"request_type": "futures_snapshot", "symbol": s} for s in ("ES", "NQ", "RTY")]
         with pytest.raises(RuntimeError):
             await queue.submit_each(items)
@@ -313,4 +333,4 @@ def test_submit_each_queues_nothing_when_checking_fails_unexpectedly(data_dir, m
         assert [r.symbol for r in queue.core.live_requests()] == ["ES"]
 
     run(scenario())
-    assert read_table("ib_requests", data_dir=data_dir)["symbol"].to_list() == ["ES"]
+    assert [r.symbol for r in journaled()] == ["ES"]

@@ -21,7 +21,7 @@ from v6ray.client import Client
 from v6ray.errors import InvalidRequest
 from v6ray.model import Status
 from v6ray.queue.actor import RequestQueue
-from v6ray.queue.journal import read_requests
+from v6ray.queue.memory_journal import MemoryJournals
 
 
 class LocalQueueHandle:
@@ -53,11 +53,13 @@ def service(tmp_path_factory):
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    queue = RequestQueue(data_dir)
+    journals = MemoryJournals()  # the queue's logic is under test, not the Delta table
+    queue = RequestQueue(data_dir, journal_factory=journals)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ray, "get", local_get)
         client = Client(LocalQueueHandle(queue, loop))
-        yield SimpleNamespace(queue=queue, client=client, data_dir=data_dir, acknowledged=set())
+        yield SimpleNamespace(queue=queue, client=client, acknowledged=set(),
+                              journaled=lambda: journals.read_requests(data_dir))
     queue.close()
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=10)
@@ -126,8 +128,7 @@ def submit(client: Client, item: dict):
 def assert_queued_is_acknowledged(service) -> None:
     live = {r.request_id for r in service.queue.core.live_requests()}
     assert live == service.acknowledged  # nothing queued for a caller told "failed"
-    journaled = {r.request_id for r in read_requests(service.data_dir)
-                 if r.status is Status.PENDING}
+    journaled = {r.request_id for r in service.journaled() if r.status is Status.PENDING}
     assert journaled == service.acknowledged  # and everything acknowledged is durable
 
 

@@ -37,6 +37,7 @@ from v6ray.queue.config import QueueConfig
 from v6ray.queue.core import QueueCore
 from v6ray.queue.group_commit import GroupCommitter
 from v6ray.queue.journal import Journal
+from v6ray.queue.journal_api import JournalFactory
 from v6ray.queue.stats import queue_stats
 from v6ray.storage import location
 
@@ -49,16 +50,19 @@ MAX_CONCURRENCY = 10_000
 class RequestQueue:
     """The one durable priority queue of every IB request (plain class; Ray-free to build)."""
 
-    def __init__(self, data_dir: str, config: QueueConfig | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str,
+        config: QueueConfig | None = None,
+        *,
+        journal_factory: JournalFactory = Journal.for_queue,
+    ) -> None:
+        """``journal_factory`` opens the journal of ``data_dir`` (the Delta table
+        ``ib_requests`` by default; tests pass ``MemoryJournals``)."""
         run_at_normal_priority("RequestQueue")  # every claim and submit waits on it
         self.config = config or QueueConfig()
         self.data_dir = data_dir
-        journal = Journal(
-            data_dir,
-            commit_retries=self.config.commit_retries,
-            lock_timeout=self.config.journal_lock_timeout_seconds,
-            retention_days=self.config.retention_days,
-        )
+        journal = journal_factory(data_dir, self.config)
         self.core = QueueCore(self.config)
         # Only live requests become objects. As many finished ones as the core keeps in
         # memory stay rows until asked for; older ones are only counted (get() reads them

@@ -1,4 +1,4 @@
-"""Group commit: many journal appends, one Delta commit (asyncio, used by the queue actor).
+"""Group commit: many journal appends, one commit (asyncio, used by the queue actor).
 
 Callers append request states and await the returned future; one writer coroutine takes
 everything buffered so far, commits it in a worker thread (so the actor's event loop keeps
@@ -27,16 +27,16 @@ from typing import Any
 from v6ray import constants
 from v6ray.errors import StorageError
 from v6ray.model import IBRequest
-from v6ray.queue.journal import Journal
+from v6ray.queue.journal_api import RequestJournal
 
 log = logging.getLogger(__name__)
 
 
 class GroupCommitter:
-    """Serializes every write of one ``Journal`` through a single writer coroutine."""
+    """Serializes every write of one journal through a single writer coroutine."""
 
     def __init__(
-        self, journal: Journal, *, compact_every_commits: int = 0, min_interval: float = 0.0
+        self, journal: RequestJournal, *, compact_every_commits: int = 0, min_interval: float = 0.0
     ) -> None:
         self.journal = journal
         self.compact_every_commits = compact_every_commits
@@ -161,5 +161,5 @@ class GroupCommitter:
         try:
             await self.compact()
         except Exception as exc:  # the journal stays correct, only bigger: try next period
-            # (Journal.compact restarted the count when it began.)
+            # (the journal's compact restarted the count when it began.)
             log.error("journal compaction failed: %s", exc)

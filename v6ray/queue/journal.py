@@ -1,8 +1,10 @@
-"""The queue's durable log: the Delta table ``ib_requests`` (blocking I/O, no asyncio).
+"""The queue's durable log: the Delta table ``ib_requests`` (blocking I/O, no asyncio), the
+``RequestJournal`` a running queue uses (``v6ray.queue.journal_api``).
 
 Layout: append-only, one row per state change holding the request's whole new state and a
 ``seq`` that increases with every row ever written. A request's state is its row with the
-highest ``seq``; ``v6ray.read_table("ib_requests")`` applies that rule for readers.
+highest ``seq`` (``journal_api.latest_requests``, which ``v6ray.read_table("ib_requests")``
+applies for readers too).
 
 Appends are hand-built Delta commits (``LocalAppender``): the queue pays one per
 acknowledged batch, and delta-rs's commit path costs 5-10 times more.
@@ -31,7 +33,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,11 +46,12 @@ from v6ray.errors import SchemaMismatch, StorageError
 from v6ray.model import IBRequest, Priority, RequestType, Status, canonical_json, dedup_key
 from v6ray.queue.archive import RequestArchive
 from v6ray.queue.compaction import compact_journal, day_files
-from v6ray.queue.config import DEFAULT_RETENTION_DAYS
+from v6ray.queue.config import DEFAULT_RETENTION_DAYS, QueueConfig
+from v6ray.queue.journal_api import FinalRequests, StateCounts, latest_requests
 from v6ray.storage import object_store_append
 from v6ray.storage.local_append import LocalAppender, remove_stale_files
 from v6ray.storage.location import is_uri, storage_options_for
-from v6ray.storage.reader import latest_requests, retry_vacuum_race, with_archived_requests
+from v6ray.storage.reader import retry_vacuum_race, with_archived_requests
 from v6ray.storage.schemas import IB_REQUESTS_SCHEMA, UTC_TIMESTAMP, table_path
 from v6ray.storage.writer_lock import writer_lock
 
@@ -69,7 +72,18 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 class Journal:
-    """Append request states to ``ib_requests`` and read them back."""
+    """Append request states to ``ib_requests`` and read them back (the queue's
+    ``RequestJournal``, see ``v6ray.queue.journal_api``)."""
+
+    @classmethod
+    def for_queue(cls, data_dir: str, config: QueueConfig) -> Journal:
+        """The journal a ``RequestQueue`` opens by default (its ``JournalFactory``)."""
+        return cls(
+            data_dir,
+            commit_retries=config.commit_retries,
+            lock_timeout=config.journal_lock_timeout_seconds,
+            retention_days=config.retention_days,
+        )
 
     def __init__(
         self,
@@ -147,7 +161,7 @@ class Journal:
 
     def load_for_restore(
         self, final_limit: int | None
-    ) -> tuple[list[IBRequest], FinalRows, Counter[tuple[Status, RequestType, Priority]]]:
+    ) -> tuple[list[IBRequest], FinalRequests, StateCounts]:
         """What a restarting queue needs, from the hot journal only: every live request,
         the rows of the ``final_limit`` most recently changed final ones (all for None),
         oldest first, and the count of latest states by (status, type, priority) over the
@@ -162,16 +176,16 @@ class Journal:
         latest = latest_requests(frame)
         final = latest["status"].is_in([s.value for s in Status if s.is_final])
         live_rows = latest.filter(~final)
-        final_rows = latest.filter(final).sort("updated_at")
+        final_frame = latest.filter(final).sort("updated_at")
         if final_limit is not None:
-            final_rows = final_rows.tail(final_limit)
-        counts: Counter[tuple[Status, RequestType, Priority]] = Counter()
+            final_frame = final_frame.tail(final_limit)
+        counts: StateCounts = Counter()
         grouped = latest.group_by(["status", "request_type", "priority"]).len()
         for status, rtype, priority, n in grouped.iter_rows():
             counts[(Status(status), RequestType(rtype), Priority(priority))] = n
         return (
             [request_from_row(row) for row in live_rows.iter_rows(named=True)],
-            FinalRows(final_rows),
+            final_rows(final_frame),
             counts,
         )
 
@@ -283,26 +297,11 @@ class Journal:
         }
 
 
-class FinalRows:
-    """Rows of final requests, each made into its ``IBRequest`` only when asked for (a
-    restarting queue keeps thousands of them for ``get``/``wait``; few are ever asked)."""
-
-    def __init__(self, frame: pl.DataFrame) -> None:
-        self._frame = frame
-        self.request_ids: list[str] = frame["request_id"].to_list()
-
-    def __len__(self) -> int:
-        return len(self.request_ids)
-
-    def __iter__(self) -> Iterator[IBRequest]:
-        return (self.build(index) for index in range(len(self.request_ids)))
-
-    def build(self, index: int) -> IBRequest:
-        return request_from_row(self._frame.row(index, named=True))
-
-    def unbuilt(self) -> tuple[list[str], Callable[[int], IBRequest]]:
-        """The ids, in order, and how to build each (``QueueCore.restore``'s unbuilt finals)."""
-        return self.request_ids, self.build
+def final_rows(frame: pl.DataFrame) -> FinalRequests:
+    """Rows of final requests, each made into its ``IBRequest`` only when asked for."""
+    return FinalRequests(
+        frame["request_id"].to_list(), lambda index: request_from_row(frame.row(index, named=True))
+    )
 
 
 def read_requests(data_dir: str | os.PathLike[str]) -> list[IBRequest]:

@@ -16,6 +16,7 @@ from deltalake.exceptions import DeltaError
 from v6ray import constants
 from v6ray.config import Settings
 from v6ray.errors import NoTables
+from v6ray.queue.journal_api import latest_requests
 from v6ray.storage import location, migrations
 from v6ray.storage.layout import without_partition_columns
 from v6ray.storage.schemas import TABLES, requests_archive_path, table_path, table_spec
@@ -123,15 +124,3 @@ def retry_vacuum_race(read: Callable[[], T], *, seconds: float = READ_RETRY_SECO
             time.sleep(pause * random.uniform(0.5, 1.0))  # jitter: readers do not march
             pause = min(pause * 2, 1.0)
 
-
-def latest_requests(frame: pl.DataFrame, *, keep_journal_columns: bool = False) -> pl.DataFrame:
-    """Latest state per request_id of the ``ib_requests`` journal (its row with max ``seq``).
-
-    Sorted by creation. ``seq`` is journal bookkeeping and dropped unless asked for.
-    """
-    latest = (
-        frame.sort("seq")
-        .unique(subset=["request_id"], keep="last", maintain_order=True)
-        .sort(["created_at", "seq"])
-    )
-    return latest if keep_journal_columns else latest.drop("seq")
