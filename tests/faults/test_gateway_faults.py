@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 import ray
 
-from tests.waiting import wait_for
+from tests.helpers import wait_for
 from v6ray.gateway.testing import GatewayHarness
 from v6ray.model import Status
 from v6ray.storage.schemas import TABLES

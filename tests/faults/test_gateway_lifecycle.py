@@ -19,7 +19,7 @@ import ray
 from ib_async import IB, util
 from ib_async.ib import StartupFetchNONE
 
-from tests.waiting import wait_for
+from tests.helpers import wait_for
 from v6ray.constants import GATEWAY_ACTOR
 from v6ray.gateway.testing import GatewayHarness
 from v6ray.model import IBRequest, Status

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import ray
 
-from tests.waiting import wait_for
+from tests.helpers import wait_for
 from v6ray import status
 from v6ray.client import Client
 from v6ray.constants import QUEUE_ACTOR

@@ -14,6 +14,7 @@ from pathlib import Path
 import ray
 from ray.exceptions import RayActorError
 
+from tests.helpers import wait_for
 from v6ray.model import Status
 from v6ray.queue.actor import get_or_create_queue
 from v6ray.storage.reader import read_table
@@ -167,10 +168,8 @@ def test_client_wait_survives_a_queue_restart(ray_namespace, data_dir):
     ray.kill(queue, no_restart=False)
     # claim only once the new instance answers (its counters restart from 0): a claim the
     # dying instance journaled but could not answer would hold the lease for lease_seconds
-    deadline = time.monotonic() + 60
-    while ray.get(queue.stats.remote(), timeout=60)["submitted_total"] != 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for(lambda: ray.get(queue.stats.remote(), timeout=60)["submitted_total"] == 0, 60,
+             "the restarted queue instance", interval=0.1)
     [claimed] = ray.get(queue.claim.remote(1, "gw"))
     assert claimed.request_id == rid
     assert ray.get(queue.complete.remote(rid, "gw", {"rows": 1}))

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 import ray
 
-from tests.waiting import wait_for
+from tests.helpers import wait_for
 from v6ray.gateway.testing import GatewayHarness
 from v6ray.scheduler.actor import get_or_create_scheduler
 from v6ray.storage.reader import read_table

@@ -2,14 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import FakeClock
 from v6ray.gateway.breaker import CircuitBreaker, CircuitState
-
-
-class FakeClock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_opens_after_threshold_then_half_open_probe_closes_on_success():

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from tests.helpers import FakeClock
 from v6ray.gateway.supervisor import (
     EXITED,
     RESTARTING,
@@ -22,14 +23,6 @@ class FixedRandom:
 
     def random(self) -> float:
         return 0.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeSleep:

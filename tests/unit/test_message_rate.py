@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import FakeClock
 from v6ray import ib_limits
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.pacing import HistoricalCall, Pacer, PacingLimits, SlidingWindow, WireRate
@@ -21,16 +22,8 @@ from v6ray.gateway.permits import PermitGate
 from v6ray.sim.limits import MessageRateLimiter, RateVerdict, ReceiptWindow
 
 
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def production_pacer(**changes) -> tuple[Pacer, FakeClock]:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     return Pacer(PacingLimits.from_config(GatewayConfig(**changes)), clock=clock), clock
 
 

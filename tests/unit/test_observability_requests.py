@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from tests.helpers import FakeClock
 from v6ray.model import new_request
 from v6ray.observability.metrics import MemoryRecorder
 from v6ray.observability.requests import RequestObserver, ib_error_code
@@ -18,17 +19,9 @@ from v6ray.queue.core import QueueCore
 T0 = 1_800_000_000.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def setup():
-    clock = Clock()
+    clock = FakeClock(T0)
     core = QueueCore(QueueConfig(backoff_base=0.1, backoff_cap=0.2, max_attempts=2),
                      clock=clock, rng=random.Random(1))
     rec = MemoryRecorder()

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import FakeClock
 from v6ray import ib_limits
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.costs import Cost
@@ -17,19 +18,8 @@ from v6ray.model import new_request
 from v6ray.requests.registry import request_cost
 
 
-class FakeClock:
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def make_pacer(**changes) -> tuple[Pacer, FakeClock]:
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     config = GatewayConfig(window_margin=0.0, window_margin_seconds=0.0, **changes)
     return Pacer(PacingLimits.from_config(config), clock=clock), clock
 

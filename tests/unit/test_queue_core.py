@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.helpers import FakeClock
 from v6ray.errors import InvalidRequest
 from v6ray.model import Priority, Status, new_request
 from v6ray.queue.config import QueueConfig
@@ -16,20 +17,9 @@ from v6ray.queue.stats import queue_stats
 T0 = 1_800_000_000.0
 
 
-class FakeClock:
-    def __init__(self, start: float = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 def make_core(clock: FakeClock, **config) -> QueueCore:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.helpers import FakeClock
 from v6ray.model import Status, request_from_submission
 from v6ray.scheduler.actor import UnifiedScheduler
 from v6ray.scheduler.jobs import JobConfigError
@@ -75,14 +76,6 @@ interval_seconds = 600
 """
 
 
-class Clock:
-    def __init__(self, now):
-        self.now = now
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def config_path(tmp_path):
     path = tmp_path / "scheduler.toml"
@@ -97,7 +90,7 @@ def make(data_dir, config_path, clock, queue):
 
 
 def test_ticks_submit_skip_pending_runs_and_respect_market_hours(data_dir, config_path):
-    clock = Clock(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))  # Tuesday 10:00 ET
+    clock = FakeClock(datetime(2026, 11, 24, 15, 0, tzinfo=UTC))  # Tuesday 10:00 ET
     queue = FakeQueue()
     scheduler = make(data_dir, config_path, clock, queue)
 
@@ -136,7 +129,7 @@ def ids_of(queue, request_type):
 
 
 def test_start_stop_and_remembered_running_flag(data_dir, config_path):
-    clock = Clock(datetime(2026, 11, 28, 16, 0, tzinfo=UTC))  # Saturday
+    clock = FakeClock(datetime(2026, 11, 28, 16, 0, tzinfo=UTC))  # Saturday
     queue = FakeQueue()
     scheduler = make(data_dir, config_path, clock, queue)
 
@@ -198,7 +191,7 @@ def test_maintenance_runs_as_a_background_task_and_a_running_one_is_not_doubled(
     monkeypatch.setattr(maintenance, "maintenance_task", lambda: FakeTask)
     config = tmp_path / "maintenance.toml"
     config.write_text(MAINTENANCE_CONFIG)
-    clock = Clock(datetime(2026, 11, 24, 22, 6, tzinfo=UTC))  # Tuesday 17:06 ET
+    clock = FakeClock(datetime(2026, 11, 24, 22, 6, tzinfo=UTC))  # Tuesday 17:06 ET
     scheduler = make(data_dir, str(config), clock, FakeQueue())
 
     async def scenario():

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.helpers import wait_for
 from v6ray.errors import InvalidRequest, NotRunning
 from v6ray.submit_coalescer import SubmitCoalescer
 
@@ -99,8 +100,5 @@ def test_the_sender_thread_exits_when_idle_and_restarts_on_demand(monkeypatch):
     monkeypatch.setattr(submit_coalescer, "IDLE_EXIT_SECONDS", 0.05)
     coalescer = SubmitCoalescer(SlowQueue(delay=0).send)
     assert coalescer.submit({"request_type": "futures_snapshot", "symbol": "ES"}) == "id-ES"
-    deadline = time.monotonic() + 5
-    while coalescer._sender is not None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert coalescer._sender is None
+    wait_for(lambda: coalescer._sender is None, 5, "the idle sender to exit", interval=0.01)
     assert coalescer.submit({"request_type": "futures_snapshot", "symbol": "NQ"}) == "id-NQ"
