@@ -6,7 +6,7 @@ gateway's own historical budgets, with the ratio before/after.
 Plan-only, no sockets: each request's bars are counted on the simulator's own bar grid
 (``v6ray.sim.historical.bar_intervals``, exchange holidays included) and answered after the
 simulator's latency for them (``answer_latency``: a base latency plus IB's slow answers for
-large requests, fitted to public reports, see ``v6ray.ib_limits``). Requests start in
+large requests, fitted to public reports, see ``v6ray.pacing.ib_limits``). Requests start in
 submission order, as the queue hands them out, whenever the gateway's budgets allow: at
 most ``hist_max_open`` open at once and, for bars over 30 s, ``large_bar_requests`` per
 ``large_bar_window`` seconds (bars of 30 s or less would take IB's 60 per 10 minutes).
@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from v6ray import ib_limits
 from v6ray.gateway.config import GatewayConfig
+from v6ray.pacing import ib_limits
 from v6ray.requests.durations import backfill_chunks
 from v6ray.sim.config import SimConfig
 from v6ray.sim.historical import answer_latency, bar_intervals

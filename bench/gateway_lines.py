@@ -15,8 +15,8 @@ import time
 
 import ray
 
-from v6ray import ib_limits
 from v6ray.gateway.testing import GatewayHarness
+from v6ray.pacing import ib_limits
 
 
 def two_expiries(symbol: str) -> dict[str, int]:

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 import ray
 
-from v6ray import ib_limits
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.testing import GatewayHarness
+from v6ray.pacing import ib_limits
 
 STOCKS = ["SPY", "QQQ", "IWM", "AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA"]
 

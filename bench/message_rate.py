@@ -23,8 +23,8 @@ from contextlib import nullcontext
 
 import ray
 
-from v6ray import ib_limits
 from v6ray.gateway.testing import GatewayHarness
+from v6ray.pacing import ib_limits
 from v6ray.sim.cpu_load import cpu_load
 from v6ray.sim.lookup import today_in_new_york
 from v6ray.sim.testing import start_simulator_process

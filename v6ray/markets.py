@@ -21,7 +21,7 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from v6ray import ib_limits
+from v6ray.pacing import ib_limits
 
 NEW_YORK = ZoneInfo("America/New_York")
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from v6ray import constants
 from v6ray.errors import InvalidRequest
+from v6ray.pacing.costs import NO_COST, Cost
 from v6ray.payload import canonical_json, field_name, parse_parameters_payload, shown
 from v6ray.requests.registry import SPECS, RequestType, spec_for
 from v6ray.storage.schemas import TABLES
@@ -79,6 +80,9 @@ class IBRequest:
     lease_owner: str | None = None  # the worker holding the PROCESSING lease
     lease_expires_at: datetime | None = None  # PENDING again after this instant
     dedup_key: str = field(default="", compare=False)
+    # What it takes of IB's budgets (its type's ``cost`` of its parameters), computed once
+    # when the request is made or loaded; the queue's claim weighs it as plain numbers.
+    cost: Cost = field(default=NO_COST, compare=False)
 
     @property
     def is_final(self) -> bool:
@@ -222,6 +226,7 @@ def new_request(
         created_at=stamp,
         updated_at=stamp,
         dedup_key=dedup_key(rtype, sym, params),
+        cost=spec_for(rtype).cost(params),
     )
 
 

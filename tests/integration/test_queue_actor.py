@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import ray
 
 from v6ray.model import Status
+from v6ray.pacing.admission import Budget
 from v6ray.queue.actor import get_or_create_queue
 from v6ray.queue.config import QueueConfig
 from v6ray.storage.reader import read_table
@@ -74,33 +75,15 @@ def test_ten_thousand_requests_from_concurrent_callers_claimed_in_exact_order(
     assert set(frame["status"].unique()) == {"PROCESSING"}
 
 
-def pacing_budget(bars: int):
-    """A stateful accept object like the gateway's: at most ``bars`` market_bars per claim.
-
-    Defined in a function so cloudpickle ships the class by value (workers cannot import
-    test modules).
-    """
-
-    class PacingBudget:
-        def __init__(self, bars: int) -> None:
-            self.bars = bars
-
-        def __call__(self, request) -> bool:
-            if request.request_type.value != "market_bars":
-                return True
-            self.bars -= 1
-            return self.bars >= 0
-
-    return PacingBudget(bars)
-
-
-def test_accept_object_travels_to_the_actor_and_skips_without_blocking(ray_namespace, data_dir):
+def test_a_budget_travels_to_the_actor_and_skips_without_blocking(ray_namespace, data_dir):
     queue = get_or_create_queue(data_dir, namespace=ray_namespace)
     bars = [{"request_type": "market_bars", "symbol": f"B{i}", "priority": 1} for i in range(5)]
     snaps = [{"request_type": "futures_snapshot", "symbol": f"F{i}", "priority": 3}
              for i in range(3)]
     ray.get(queue.submit_many.remote(bars + snaps))
-    claimed = ray.get(queue.claim.remote(10, "gw", pacing_budget(bars=2)))
+    # Room for two historical requests: each market_bars takes one, a snapshot a line.
+    budget = Budget(small_bar=100, large_bar=100, historical=2, lines=100, requests=100)
+    claimed = ray.get(queue.claim.remote(10, "gw", budget))
     assert [r.symbol for r in claimed] == ["B0", "B1", "F0", "F1", "F2"]
     rest = ray.get(queue.claim.remote(10, "gw"))
     assert [r.symbol for r in rest] == ["B2", "B3", "B4"]

@@ -37,9 +37,9 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 import v6ray
-from v6ray import ib_limits
 from v6ray.constants import QUEUE_ACTOR, REQUESTS_TABLE
 from v6ray.gateway.testing import GatewayHarness
+from v6ray.pacing import ib_limits
 from v6ray.scheduler.actor import UnifiedScheduler
 from v6ray.scheduler.calendar import NEW_YORK
 from v6ray.scripts.load_historical_data import history_requests

@@ -10,7 +10,6 @@ from ib_async import Contract, ContractDetails
 from v6ray.errors import InvalidRequest
 from v6ray.gateway.handlers.contract_details import contract_row, query
 from v6ray.model import new_request
-from v6ray.requests.registry import request_cost
 from v6ray.scheduler.jobs import load_config
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -21,7 +20,7 @@ def test_parameters_are_normalized_and_default_to_usd():
                                                                 "expiry": 202612})
     assert request.result_table == "contracts"
     assert request.parameters == {"sec_type": "FUT", "currency": "USD", "expiry": "202612"}
-    assert request_cost(request).lines == 0 and request_cost(request).historical == 0
+    assert request.cost.lines == 0 and request.cost.historical == 0
 
 
 @pytest.mark.parametrize(

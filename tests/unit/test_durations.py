@@ -14,10 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from v6ray import ib_limits, markets
+from v6ray import markets
 from v6ray.errors import InvalidRequest
 from v6ray.markets import NEW_YORK, SessionKind
 from v6ray.model import RequestType
+from v6ray.pacing import ib_limits
 from v6ray.requests import durations
 from v6ray.requests.durations import Chunk, backfill_chunks, plan, request_chunks
 from v6ray.requests.registry import spec_for
@@ -169,7 +170,6 @@ def test_the_submit_limit_and_the_pacer_count_chunks_alike():
     request passed with up to 4x the chunks the gateway then sends (the pacer's cost counted
     use_rth already); both now call ``chunk_count`` with the request's use_rth."""
     from v6ray.model import new_request
-    from v6ray.requests.registry import request_cost
     from v6ray.requests.rules import MAX_BAR_CHUNKS
 
     given = {"duration": "4 M", "bar_size": "1 min"}
@@ -179,10 +179,10 @@ def test_the_submit_limit_and_the_pacer_count_chunks_alike():
         bar_parameters({**given, "use_rth": False})
     short = {"duration": "2 D", "bar_size": "1 min", "use_rth": False}
     assert durations.chunk_count("2 D", "1 min", use_rth=False) == 1
-    assert request_cost(new_request("market_bars", "SPY", parameters=short)).large_bar == 1
+    assert new_request("market_bars", "SPY", parameters=short).cost.large_bar == 1
     longer = {**short, "duration": "6 D"}
     assert durations.chunk_count("6 D", "1 min", use_rth=False) == 3
-    assert request_cost(new_request("market_bars", "SPY", parameters=longer)).large_bar == 3
+    assert new_request("market_bars", "SPY", parameters=longer).cost.large_bar == 3
 
 
 # --------------------------------------------------------------------------- planning

@@ -9,8 +9,8 @@ import time
 from v6ray.gateway.breaker import CircuitBreaker
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.connection import DISCONNECTED, Connection
-from v6ray.gateway.pacing import Pacer, PacingLimits
 from v6ray.gateway.permits import PermitGate
+from v6ray.pacing.pacer import Pacer, PacingLimits
 
 IN_USE = "Unable to connect as the client id is already in use."
 

@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import FakeClock
-from v6ray import ib_limits
 from v6ray.gateway.config import GatewayConfig
-from v6ray.gateway.pacing import HistoricalCall, Pacer, PacingLimits, SlidingWindow, WireRate
 from v6ray.gateway.permits import PermitGate
+from v6ray.pacing import ib_limits
+from v6ray.pacing.pacer import HistoricalCall, Pacer, PacingLimits, SlidingWindow, WireRate
 from v6ray.sim.limits import MessageRateLimiter, RateVerdict, ReceiptWindow
 
 

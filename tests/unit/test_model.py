@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from v6ray import constants, ib_limits
+from v6ray import constants
 from v6ray.errors import InvalidRequest
 from v6ray.model import (
     MAX_SUBMIT_MANY,
@@ -23,6 +23,7 @@ from v6ray.model import (
     request_from_submission,
     requests_from_submissions,
 )
+from v6ray.pacing import ib_limits
 from v6ray.requests.registry import SPECS
 from v6ray.requests.rules import MAX_BAR_CHUNKS
 

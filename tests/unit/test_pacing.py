@@ -10,12 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import FakeClock
-from v6ray import ib_limits
 from v6ray.gateway.config import GatewayConfig
-from v6ray.gateway.costs import Cost
-from v6ray.gateway.pacing import HistoricalCall, Pacer, PacingLimits, SlidingWindow
 from v6ray.model import new_request
-from v6ray.requests.registry import request_cost
+from v6ray.pacing import ib_limits
+from v6ray.pacing.costs import Cost
+from v6ray.pacing.pacer import HistoricalCall, Pacer, PacingLimits, SlidingWindow
 
 
 def make_pacer(**changes) -> tuple[Pacer, FakeClock]:
@@ -163,7 +162,7 @@ def test_admission_skips_what_does_not_fit_and_keeps_cheaper_ones():
     for i in range(59):
         pacer.take_historical(call(symbol=f"S{i}"))
         pacer.historical_finished()
-    admit = pacer.admission(Cost(), in_flight=0)
+    admit = pacer.budget(Cost(), in_flight=0).admission()
     bid_ask = new_request("market_bars", "SPY", parameters={"bar_size": "5 secs",
                           "duration": "1800 S", "what_to_show": "BID_ASK"})
     trades = new_request("market_bars", "SPY", parameters={"bar_size": "5 secs",
@@ -173,7 +172,10 @@ def test_admission_skips_what_does_not_fit_and_keeps_cheaper_ones():
     assert admit(future) is True  # not blocked behind it
     assert admit(trades) is True
     assert admit(trades) is False
-    assert pickle.loads(pickle.dumps(admit)).small_bar == 0
+    assert admit.small_bar == 0
+    # What the queue receives is plain numbers: it runs its own predicate over them.
+    budget = pacer.budget(Cost(), in_flight=0)
+    assert pickle.loads(pickle.dumps(budget)) == budget
 
 
 def test_admission_looks_ahead_by_the_horizon():
@@ -184,19 +186,19 @@ def test_admission_looks_ahead_by_the_horizon():
         clock.advance(1.0)
     small = new_request("market_bars", "SPY", parameters={"bar_size": "5 secs",
                         "duration": "1800 S"})
-    assert pacer.admission(Cost(), in_flight=0)(small) is False
+    assert pacer.budget(Cost(), in_flight=0).admission()(small) is False
     # the first send (t=0) leaves the window at t=600, 540 s after the loop ends (t=60)
-    assert pacer.admission(Cost(), in_flight=0, horizon=539.5)(small) is False
-    assert pacer.admission(Cost(), in_flight=0, horizon=540.5)(small) is True
+    assert pacer.budget(Cost(), in_flight=0, horizon=539.5).admission()(small) is False
+    assert pacer.budget(Cost(), in_flight=0, horizon=540.5).admission()(small) is True
 
 
 def test_admission_counts_reserved_and_in_flight():
     pacer, _ = make_pacer(pipeline_depth=2, max_in_flight=5)
-    admit = pacer.admission(Cost(small_bar=61), in_flight=0)
+    admit = pacer.budget(Cost(small_bar=61), in_flight=0).admission()
     small = new_request("market_bars", "SPY", parameters={"bar_size": "5 secs",
                         "duration": "1800 S"})
     assert admit(small) is True and admit(small) is False
-    admit = pacer.admission(Cost(), in_flight=5)
+    admit = pacer.budget(Cost(), in_flight=5).admission()
     assert admit(new_request("position_update", "*")) is False
 
 
@@ -204,9 +206,9 @@ def test_cost_of_long_small_bar_backfill_is_capped():
     ten_chunks = f"{10 * ib_limits.max_duration_seconds('5 secs')} S"
     long = new_request("market_bars", "SPY", parameters={"bar_size": "5 secs",
                        "duration": ten_chunks})
-    assert request_cost(long).small_bar == 4
+    assert long.cost.small_bar == 4
     chain = new_request("option_chain", "SPY", parameters={"strikes": 10})
-    assert request_cost(chain).lines == 41
+    assert chain.cost.lines == 41
 
 
 @settings(max_examples=60, deadline=None)

@@ -13,6 +13,7 @@ import pytest
 
 from v6ray.errors import InvalidRequest, RequestTimeout, StorageError, UnknownRequest
 from v6ray.model import Status
+from v6ray.pacing.admission import Budget
 from v6ray.queue.actor import RequestQueue
 from v6ray.queue.config import QueueConfig
 from v6ray.queue.memory_journal import MemoryJournals
@@ -236,7 +237,8 @@ def test_claim_wait_answers_at_once_when_accept_rejects_the_backlog(new_queue):
         await queue.submit_many(
             [{"request_type": "futures_snapshot", "symbol": s} for s in ("ES", "NQ")])
         started = time.monotonic()
-        assert await queue.claim_wait(5, "gw", lambda r: False, 10) == ([], 2)
+        nothing = Budget(small_bar=0, large_bar=0, historical=0, lines=0, requests=0)
+        assert await queue.claim_wait(5, "gw", nothing, 10) == ([], 2)
         assert time.monotonic() - started < 1
         with pytest.raises(InvalidRequest):
             await queue.claim_wait(-1, "gw")

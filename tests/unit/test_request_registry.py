@@ -9,7 +9,7 @@ import pytest
 
 from v6ray.errors import IncompleteRequestType
 from v6ray.model import RESULT_TABLES, new_request
-from v6ray.requests.registry import SPECS, RequestType, check_spec, request_cost, spec_for
+from v6ray.requests.registry import SPECS, RequestType, check_spec, spec_for
 from v6ray.requests.rules import Rule, integer
 from v6ray.storage.schemas import TABLES
 
@@ -65,7 +65,19 @@ def test_a_default_job_of_another_type_is_refused():
 
 def test_every_type_has_a_cost_from_its_spec():
     chain = new_request("option_chain", "SPY", parameters={"strikes": 10})
-    assert request_cost(chain).lines == 41  # 10 strikes x 2 sides x 2 rights + underlying
+    assert chain.cost.lines == 41  # 10 strikes x 2 sides x 2 rights + underlying
     bars = new_request("market_bars", "SPY", parameters={"duration": "1 D", "bar_size": "1 min"})
-    assert request_cost(bars).historical == 1
-    assert request_cost(new_request("position_update", "*")).lines == 0
+    assert bars.cost.historical == 1
+    assert new_request("position_update", "*").cost.lines == 0
+
+
+def test_a_request_loaded_from_the_journal_carries_its_cost_for_the_claim():
+    from v6ray.model import Status
+    from v6ray.pacing.costs import NO_COST
+    from v6ray.queue.journal import request_from_row, requests_to_arrow
+
+    chain = new_request("option_chain", "SPY", parameters={"strikes": 10})
+    done = replace(chain, request_id="done", status=Status.SUCCESS)
+    pending_row, done_row = requests_to_arrow([chain, done], first_seq=1).to_pylist()
+    assert request_from_row(pending_row).cost == chain.cost != NO_COST
+    assert request_from_row(done_row).cost == NO_COST  # never claimed again: not computed

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pytest
 
-from v6ray import ib_limits
+from v6ray.pacing import ib_limits
 from v6ray.sim import blackscholes
 from v6ray.sim.calendar import NEW_YORK, SessionKind, intraday_bars, session_on
 from v6ray.sim.historical import bar_intervals, parse_end

@@ -25,10 +25,10 @@ from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.connection import STOPPED, STOPPING, Connection
 from v6ray.gateway.drain import Drainer, resolve_queue
 from v6ray.gateway.handlers.base import ib_request_maps
-from v6ray.gateway.pacing import Pacer, PacingLimits
 from v6ray.gateway.permits import PermitGate
 from v6ray.gateway.supervisor import Supervisor
 from v6ray.observability.gateway import GatewayPublisher
+from v6ray.pacing.pacer import Pacer, PacingLimits
 from v6ray.process_priority import run_at_normal_priority
 from v6ray.storage import location
 

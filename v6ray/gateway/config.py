@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from v6ray import constants, ib_limits
+from v6ray import constants
+from v6ray.pacing import ib_limits
 
 
 @dataclass(frozen=True)

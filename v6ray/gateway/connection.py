@@ -26,11 +26,11 @@ from typing import Any
 from ib_async import IB
 from ib_async.ib import StartupFetchNONE
 
-from v6ray import ib_limits
 from v6ray.backoff import backoff_delay
 from v6ray.gateway.breaker import CircuitBreaker
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.permits import PermitGate
+from v6ray.pacing import ib_limits
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,11 @@ class Connection:
         before startApi, which IB does not count as a message, goes to the socket
         directly."""
         client = self.ib.client
-        client.MaxRequests = 0  # not consulted any more; documents that v6ray paces
+        # ib_async's throttle (in the ``sendMsg`` replaced below) is no longer consulted;
+        # set to the same numbers the gate paces by, so no second rule is ever in play.
+        limits = self.gate.pacer.limits
+        client.MaxRequests = limits.messages
+        client.RequestsInterval = limits.message_send_window
         gate = self.gate
 
         def send_msg(msg: str | None) -> None:

@@ -1,8 +1,9 @@
 """The drain loop: claim → run handlers concurrently → write → complete/fail/release.
 
-* Claims carry the pacer's ``Admission`` as the queue's predicate, so a request that must
-  wait for a budget stays PENDING (others behind it are still claimed) and IMMEDIATE
-  requests are admitted first; permits are then handed out by priority (permits.py).
+* Claims carry the pacer's ``Budget`` (plain numbers) for the queue to weigh each request's
+  stored cost against, so a request that must wait for a budget stays PENDING (others
+  behind it are still claimed) and IMMEDIATE requests are admitted first; permits are then
+  handed out by priority (permits.py).
 * Results are batched per table (``WriteBatcher``) and merged by writer tasks; a request
   is completed only after its rows are committed.
 * A pause (1100, dropped connection, shutdown) cancels requests still talking to IB and
@@ -27,15 +28,14 @@ from v6ray.gateway import ib_errors
 from v6ray.gateway.breaker import CircuitBreaker, CircuitState
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.connection import Connection
-from v6ray.gateway.costs import Cost
 from v6ray.gateway.handlers import HandlerContext, get_handler
 from v6ray.gateway.outcomes import OutcomeReporter
-from v6ray.gateway.pacing import Pacer
 from v6ray.gateway.permits import PermitGate
 from v6ray.gateway.write_batch import WriteBatcher
 from v6ray.model import IBRequest
+from v6ray.pacing.costs import Cost
+from v6ray.pacing.pacer import Pacer
 from v6ray.placement import WriterRotation
-from v6ray.requests.registry import request_cost
 from v6ray.storage.schemas import table_spec
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class Drainer:
                 await self._wait_change(idle)
                 continue
             # Pacing off (a simulator with its limits off): admit anything, like IB would.
-            admission = self.pacer.admission(
+            budget = self.pacer.budget(
                 self.reserved, len(self.in_flight), horizon=2 * self.config.idle_max
             ) if self.config.pacing else None
             self._changed.clear()  # what changes from here on may fit the next claim
@@ -118,7 +118,7 @@ class Drainer:
                 # An empty queue holds the call until work arrives (≤ idle_max): no polling
                 # delay between a submit and its claim.
                 claimed, rejected = await self.queue.claim_wait.remote(
-                    room, self.worker_id, admission, self.config.idle_max
+                    room, self.worker_id, budget, self.config.idle_max
                 )
             except Exception as exc:  # the queue restarting: try again shortly
                 self.last_error = f"claim failed: {exc!r}"[:300]
@@ -166,9 +166,8 @@ class Drainer:
 
     # --- one request ----------------------------------------------------------------------
     def _start(self, request: IBRequest) -> None:
-        cost = request_cost(request)
-        entry = _InFlight(request, reserved=cost)
-        self.reserved = self.reserved + cost
+        entry = _InFlight(request, reserved=request.cost)
+        self.reserved = self.reserved + request.cost
         self.in_flight[request.request_id] = entry
         entry.task = asyncio.get_running_loop().create_task(self._execute(entry))
 

@@ -7,8 +7,8 @@ message are kept in the text: "IB error 200: No security definition has been fou
 
 from __future__ import annotations
 
-from v6ray import ib_limits
 from v6ray.errors import IBRequestError
+from v6ray.pacing import ib_limits
 
 # Codes that a later attempt can get past: pacing, connectivity, IB-side timeouts.
 RETRYABLE_CODES = frozenset(

@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from v6ray.gateway.pacing import HistoricalCall, Pacer
+from v6ray.pacing.pacer import HistoricalCall, Pacer
 
 MESSAGE, LINE, HISTORICAL = "message", "line", "historical"
 _HEAD_OF_LINE = frozenset({LINE})

@@ -32,6 +32,7 @@ from v6ray.model import (
     requests_from_submissions,
 )
 from v6ray.observability.requests import RequestObserver
+from v6ray.pacing.admission import Budget
 from v6ray.process_priority import run_at_normal_priority
 from v6ray.queue.config import QueueConfig
 from v6ray.queue.core import QueueCore
@@ -151,10 +152,11 @@ class RequestQueue:
 
     @ray.method(max_task_retries=0)  # a retried claim would lease requests nobody receives
     async def claim(
-        self, n: int, worker_id: str, accept: Callable[[IBRequest], bool] | None = None
+        self, n: int, worker_id: str, budget: Budget | None = None
     ) -> list[IBRequest]:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise InvalidRequest("n", f"must be a whole number >= 0, got {n!r}")
+        """Lease up to ``n`` requests in priority order; with a ``budget``, only those whose
+        cost fits it (a request that does not fit is skipped, not blocking)."""
+        accept = _admission(n, budget)
         claimed = self.core.claim(n, worker_id, accept)
         await self._commit()
         return claimed
@@ -164,18 +166,17 @@ class RequestQueue:
         self,
         n: int,
         worker_id: str,
-        accept: Callable[[IBRequest], bool] | None = None,
+        budget: Budget | None = None,
         wait_seconds: float = 0.5,
     ) -> tuple[list[IBRequest], int]:
         """``claim``, but when nothing at all is claimable, wait up to ``wait_seconds`` for a
         request to arrive (submit, release, expired lease) and claim then.
 
-        Returns (claimed, rejected): ``rejected`` counts the candidates ``accept`` turned
+        Returns (claimed, rejected): ``rejected`` counts the candidates the budget turned
         down. It waits only if there was no candidate, so a gateway whose pacing budget
         rejects the backlog gets its answer at once and decides itself when to ask again.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise InvalidRequest("n", f"must be a whole number >= 0, got {n!r}")
+        accept = _admission(n, budget)
         asked = 0
 
         def counted(request: IBRequest) -> bool:
@@ -388,3 +389,16 @@ def get_or_create_queue(
         max_concurrency=MAX_CONCURRENCY,
         scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False),
     ).remote(location.normalize(data_dir), config)
+
+
+def _admission(n: int, budget: Budget | None) -> Callable[[IBRequest], bool] | None:
+    """The claim predicate of a claim for ``n`` requests within ``budget`` (checked: these
+    are a caller's arguments). The budget is plain numbers; the predicate is the queue's own
+    code, weighing each request's stored cost."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise InvalidRequest("n", f"must be a whole number >= 0, got {n!r}")
+    if budget is None:
+        return None
+    if not isinstance(budget, Budget):
+        raise InvalidRequest("budget", f"must be a pacing Budget, got {type(budget).__name__}")
+    return budget.admission()

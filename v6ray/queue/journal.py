@@ -44,10 +44,12 @@ from deltalake import DeltaTable
 from v6ray import constants
 from v6ray.errors import SchemaMismatch, StorageError
 from v6ray.model import IBRequest, Priority, RequestType, Status, canonical_json, dedup_key
+from v6ray.pacing.costs import NO_COST
 from v6ray.queue.archive import RequestArchive
 from v6ray.queue.compaction import compact_journal, day_files
 from v6ray.queue.config import DEFAULT_RETENTION_DAYS, QueueConfig
 from v6ray.queue.journal_api import FinalRequests, StateCounts, latest_requests
+from v6ray.requests.registry import spec_for
 from v6ray.storage import object_store_append
 from v6ray.storage.local_append import LocalAppender, remove_stale_files
 from v6ray.storage.location import is_uri, storage_options_for
@@ -384,12 +386,13 @@ def request_from_row(row: dict[str, Any]) -> IBRequest:
     rtype = RequestType(row["request_type"])
     parameters = json.loads(row["parameters"]) if row["parameters"] else {}
     result = row.get("result_data")
+    status = Status(row["status"])
     return IBRequest(
         request_id=row["request_id"],
         request_type=rtype,
         symbol=row["symbol"],
         priority=Priority(row["priority"]),
-        status=Status(row["status"]),
+        status=status,
         parameters=parameters,
         result_table=row["result_table"],
         created_at=_utc(row["created_at"]),
@@ -401,4 +404,6 @@ def request_from_row(row: dict[str, Any]) -> IBRequest:
         lease_owner=row.get("lease_owner"),
         lease_expires_at=_utc(row.get("lease_expires_at")),
         dedup_key=dedup_key(rtype, row["symbol"], parameters),
+        # What it takes of IB's budgets, for the claim; a finished request is never claimed.
+        cost=NO_COST if status.is_final else spec_for(rtype).cost(parameters),
     )

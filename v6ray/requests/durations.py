@@ -46,9 +46,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from v6ray import ib_limits, markets
-from v6ray.ib_limits import Duration, bar_seconds, parse_duration
+from v6ray import markets
 from v6ray.markets import NEW_YORK, Session, SessionKind
+from v6ray.pacing import ib_limits
+from v6ray.pacing.ib_limits import Duration, bar_seconds, parse_duration
 from v6ray.payload import shown
 
 __all__ = [

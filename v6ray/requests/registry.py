@@ -19,7 +19,7 @@ from typing import Any
 
 from v6ray import constants
 from v6ray.errors import IncompleteRequestType
-from v6ray.gateway.costs import Cost
+from v6ray.pacing.costs import Cost
 from v6ray.requests import types as _types_package
 from v6ray.requests.rules import ABSENT, Rule
 from v6ray.requests.spec import RequestSpec
@@ -103,9 +103,3 @@ SPECS: Mapping[RequestType, RequestSpec] = {RequestType(spec.name): spec for spe
 def spec_for(request_type: RequestType | str) -> RequestSpec:
     """The spec of a request type (an enum member or its value)."""
     return SPECS[RequestType(request_type)]
-
-
-def request_cost(request: Any) -> Cost:
-    """What an ``IBRequest`` (anything with ``request_type`` and ``parameters``) takes of
-    IB's budgets."""
-    return spec_for(request.request_type).cost(request.parameters or {})

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from v6ray import ib_limits
+from v6ray.pacing import ib_limits
 from v6ray.payload import shown
 from v6ray.requests import durations
 

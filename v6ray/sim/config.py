@@ -1,6 +1,6 @@
 """SimConfig: every knob of the simulator in one frozen dataclass.
 
-Defaults are IB's published limits (from ``v6ray.ib_limits``) and latencies close to
+Defaults are IB's published limits (from ``v6ray.pacing.ib_limits``) and latencies close to
 what a paper-trading IB Gateway shows. ``time_scale`` multiplies every IB time window
 (message rate window, historical pacing windows) and every latency, so a test can
 check the 10-minute rule in seconds with ``time_scale=0.01``. Explicit fault durations
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from v6ray import ib_limits
+from v6ray.pacing import ib_limits
 
 
 @dataclass(frozen=True)

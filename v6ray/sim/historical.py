@@ -17,7 +17,7 @@ from collections.abc import Coroutine
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from v6ray import ib_limits
+from v6ray.pacing import ib_limits
 from v6ray.sim import messages as m
 from v6ray.sim import protocol as p
 from v6ray.sim.calendar import (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from v6ray import ib_limits
+from v6ray.pacing import ib_limits
 from v6ray.sim import messages as m
 from v6ray.sim import protocol as p
 from v6ray.sim.market import Quote

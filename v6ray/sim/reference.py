@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from v6ray import ib_limits
+from v6ray.pacing import ib_limits
 from v6ray.sim import messages as m
 from v6ray.sim import protocol as p
 from v6ray.sim.protocol import ContractQuery

@@ -12,7 +12,7 @@ import logging
 import time
 from itertools import count
 
-from v6ray import ib_limits
+from v6ray.pacing import ib_limits
 from v6ray.sim import account, historical, marketdata, reference
 from v6ray.sim.config import SimConfig
 from v6ray.sim.counters import Counters, write_stats_file

@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from v6ray import ib_limits
+from v6ray.pacing import ib_limits
 from v6ray.sim import messages as m
 from v6ray.sim import protocol as p
 from v6ray.sim.limits import MessageRateLimiter, RateVerdict, ReceiptWindow

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from v6ray import ib_limits
+from v6ray.pacing import ib_limits
 
 DAY_SECONDS = 86_400
 

@@ -21,10 +21,10 @@ from ib_async.wrapper import RequestError
 from v6ray.errors import GatewayUnavailable, IBRequestError
 from v6ray.gateway import ib_errors
 from v6ray.gateway.config import GatewayConfig
-from v6ray.gateway.costs import Cost
-from v6ray.gateway.pacing import HistoricalCall
 from v6ray.gateway.permits import PermitGate
 from v6ray.model import IBRequest
+from v6ray.pacing.costs import Cost
+from v6ray.pacing.pacer import HistoricalCall
 
 T = TypeVar("T")
 # Rows of one request, one dict per row (``parsing``'s row builders). The gateway turns a

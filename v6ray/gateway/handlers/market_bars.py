@@ -13,7 +13,7 @@ from v6ray.errors import IBRequestError
 from v6ray.gateway import ib_errors, parsing
 from v6ray.gateway.handlers import contracts
 from v6ray.gateway.handlers.base import HandlerContext, Rows
-from v6ray.gateway.pacing import HistoricalCall
+from v6ray.pacing.pacer import HistoricalCall
 from v6ray.requests import durations
 
 

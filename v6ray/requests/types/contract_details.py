@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from v6ray.errors import InvalidRequest
-from v6ray.gateway.costs import Cost
+from v6ray.pacing.costs import Cost
 from v6ray.requests import rules
 from v6ray.requests.rules import Rule
 from v6ray.requests.spec import RequestSpec

@@ -9,9 +9,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from v6ray import constants, ib_limits
+from v6ray import constants
 from v6ray.errors import InvalidRequest
-from v6ray.gateway.costs import MAX_CHARGED_CHUNKS, Cost
+from v6ray.pacing import ib_limits
+from v6ray.pacing.costs import MAX_CHARGED_CHUNKS, Cost
 from v6ray.requests import durations, rules
 from v6ray.requests.rules import Rule
 from v6ray.requests.spec import RequestSpec

@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from v6ray import constants
 from v6ray.errors import InvalidRequest
-from v6ray.gateway.costs import MAX_CHARGED_LINES, Cost
+from v6ray.pacing.costs import MAX_CHARGED_LINES, Cost
 from v6ray.requests import rules
 from v6ray.requests.rules import Rule
 from v6ray.requests.spec import RequestSpec

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from v6ray import constants
-from v6ray.gateway.costs import Cost
+from v6ray.pacing.costs import Cost
 from v6ray.requests import rules
 from v6ray.requests.rules import Rule
 from v6ray.requests.spec import RequestSpec

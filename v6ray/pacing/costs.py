@@ -1,8 +1,9 @@
 """What a request takes from IB's budgets, as a ``Cost`` (pure; no ib_async, so the queue
 actor can evaluate it inside the claim predicate without importing the IB client).
 
-Each request type says what it costs in its spec (``v6ray.requests.types``);
-``v6ray.requests.registry.request_cost`` looks it up.
+Each request type says what it costs in its spec (``v6ray.requests.types``); the cost is
+computed once, when the request is made (or loaded from the journal), and kept on it
+(``IBRequest.cost``).
 """
 
 from __future__ import annotations
@@ -38,3 +39,6 @@ class Cost:
             max(0, self.historical - other.historical),
             max(0, self.lines - other.lines),
         )
+
+
+NO_COST = Cost()  # a plain message: no line, no historical slot

@@ -2,15 +2,17 @@
 
 Three questions are answered here, and they are different:
 
-* *May a request be admitted into the gateway's batch now?* (``Pacer.admission``): a
-  picklable snapshot of the budgets, handed to the queue as its claim predicate. A request
-  that does not fit is skipped, not blocking cheaper requests behind it.
+* *May a request be admitted into the gateway's batch now?* (``Pacer.budget``): a
+  ``Budget`` of plain numbers handed to the queue, which weighs each request's stored cost
+  against it (``admission``). A request that does not fit is skipped, not blocking
+  cheaper requests behind it.
 * *May a request's resources be taken now?* (``historical_delay`` / ``line_delay``):
   sliding windows over send times, open-request and line counts.
 * *May the next message be written to the socket now?* (``wire_delay``): every message the
   connection writes, ours and ib_async's own, is paced at the socket (``WireRate``).
 
-The async ``PermitGate`` (permits.py) waits for both and then writes.
+The gateway's async ``PermitGate`` (``v6ray.gateway.permits``) waits for both and then
+writes.
 
 Every historical window is IB's unscaled number × ``time_scale``, widened by a small margin
 so that jitter between our send and IB's receipt never squeezes two windows into one.
@@ -18,133 +20,18 @@ so that jitter between our send and IB's receipt never squeezes two windows into
 
 from __future__ import annotations
 
-import bisect
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from v6ray import ib_limits
-from v6ray.gateway.config import GatewayConfig
-from v6ray.gateway.costs import Cost
-from v6ray.requests.registry import request_cost
+from v6ray.pacing import ib_limits
+from v6ray.pacing.admission import Budget
+from v6ray.pacing.costs import Cost
+from v6ray.pacing.windows import EPSILON, MIN_GAP_FRACTION, SlidingWindow, WireRate
 
 Clock = Callable[[], float]
-_EPSILON = 1e-6
-# Writes stay at least this fraction of the average spacing apart: a late timer is made
-# up at up to 1/0.75 = 1.33x the average rate, never in a burst a lagging reader bunches.
-MIN_GAP_FRACTION = 0.75
-
-
-class SlidingWindow:
-    """At most ``limit`` weight in ANY interval of ``seconds``.
-
-    Admitting an event at ``now`` only when the events in ``(now - seconds, now]`` plus it fit
-    guarantees the rule for every window, since events are kept in time order. An event may
-    be moved later (``restamp``) once we learn the receiver saw it later than we sent it.
-    """
-
-    def __init__(self, limit: int, seconds: float) -> None:
-        if limit < 1 or seconds <= 0:
-            raise ValueError("a window needs limit >= 1 and seconds > 0")
-        self.limit = limit
-        self.seconds = seconds
-        self._events: list[list[float]] = []  # [stamp, weight], sorted by stamp
-        self._used = 0
-
-    def _expire(self, now: float) -> None:
-        cutoff = now - self.seconds
-        gone = 0
-        while gone < len(self._events) and self._events[gone][0] <= cutoff:
-            self._used -= int(self._events[gone][1])
-            gone += 1
-        if gone:
-            del self._events[:gone]
-
-    def used(self, now: float) -> int:
-        self._expire(now)
-        return self._used
-
-    def available(self, now: float) -> int:
-        return max(0, self.limit - self.used(now))
-
-    def available_by(self, now: float, horizon: float) -> int:
-        """Slots free at ``now + horizon`` counting only what is recorded so far."""
-        self._expire(now)
-        cutoff = now + horizon - self.seconds
-        still = sum(int(w) for stamp, w in self._events if stamp > cutoff)
-        return max(0, self.limit - still)
-
-    def delay(self, now: float, weight: int = 1) -> float:
-        """Seconds until ``weight`` fits (0.0 = now); a weight above the limit fits when empty."""
-        weight = min(weight, self.limit)
-        self._expire(now)
-        excess = self._used + weight - self.limit
-        if excess <= 0:
-            return 0.0
-        for stamp, w in self._events:
-            excess -= int(w)
-            if excess <= 0:
-                return max(_EPSILON, stamp + self.seconds - now + _EPSILON)
-        return self.seconds  # unreachable: the events hold all of _used
-
-    def record(self, now: float, weight: int = 1) -> list[float]:
-        """Record an event; the returned handle can later be passed to ``restamp``."""
-        self._expire(now)
-        if self._events and now < self._events[-1][0]:
-            now = self._events[-1][0]  # a clock that went backwards must not reorder events
-        event = [now, float(weight)]
-        self._events.append(event)
-        self._used += weight
-        return event
-
-    def restamp(self, event: list[float], later: float) -> None:
-        """Move ``event`` to ``later`` (never earlier); a no-op once it has expired."""
-        if later <= event[0]:
-            return
-        for index, held in enumerate(self._events):
-            if held is event:
-                del self._events[index]
-                event[0] = later
-                bisect.insort(self._events, event, key=lambda e: e[0])
-                return
-
-
-class WireRate:
-    """The message-rate rule, kept at the socket and measured between *actual* writes: at
-    most ``limit`` writes in any ``window`` seconds, and at least ``min_gap`` between two.
-
-    Why it holds at IB: IB counts messages when it *receives* them (error 100 "Max rate of
-    messages per second has been exceeded"). The window is IB's second plus the receipt
-    jitter we allow for (a message read up to that much later than the one before it), so
-    whatever IB counts in any one second was written within one of our windows: at most
-    ``limit``. Counting actual writes (not permits) is what makes it hold when the event
-    loop is busy: a burst that leaves late is recorded late, and the next writes wait for
-    it to leave the window. The gap keeps traffic smooth: a late timer is made up at up to
-    1.33x the average rate, never in a burst.
-    """
-
-    def __init__(self, limit: int, window: float, min_gap: float) -> None:
-        if min_gap < 0:
-            raise ValueError("min_gap must be >= 0")
-        self._window = SlidingWindow(limit, window)
-        self.min_gap = min_gap
-        self._last = -math.inf
-        self._free_at = -math.inf  # when the rules first allowed the next write
-
-    def delay(self, now: float) -> float:
-        return max(0.0, self._last + self.min_gap - now, self._window.delay(now))
-
-    def record(self, now: float) -> None:
-        now = max(now, self._last)  # a clock that went backwards must not reorder writes
-        self._last = now
-        self._window.record(now)
-        self._free_at = now + self.delay(now)
-
-    def unused(self, now: float) -> float:
-        """Seconds the rules have allowed a write without one being made (0.0 if none)."""
-        return max(0.0, now - self._free_at) if math.isfinite(self._free_at) else 0.0
 
 
 @dataclass(frozen=True)
@@ -174,9 +61,27 @@ class HistoricalCall:
         return (self.symbol, self.sec_type, self.exchange, self.what_to_show)
 
 
+class PacingSettings(Protocol):
+    """The tunables ``PacingLimits`` is derived from (``GatewayConfig`` holds them, with a
+    comment on each choice); IB's own numbers come from ``ib_limits``."""
+
+    time_scale: float
+    messages_per_second: int
+    receipt_jitter: float
+    message_window_floor: float
+    window_margin: float
+    window_margin_seconds: float
+    hist_max_open: int
+    large_bar_requests: int
+    large_bar_window: float
+    line_budget: int
+    pipeline_depth: int
+    max_in_flight: int
+
+
 @dataclass(frozen=True)
 class PacingLimits:
-    """Scaled budgets, derived from a GatewayConfig."""
+    """Scaled budgets, derived from the gateway's settings and IB's numbers."""
 
     messages: int  # the most IB may count in any message_window at receipt
     message_window: float
@@ -196,7 +101,7 @@ class PacingLimits:
     max_in_flight: int
 
     @classmethod
-    def from_config(cls, config: GatewayConfig) -> PacingLimits:
+    def from_config(cls, config: PacingSettings) -> PacingLimits:
         def scaled(seconds: float) -> float:
             return seconds * config.time_scale * (1 + config.window_margin) + (
                 config.window_margin_seconds
@@ -224,42 +129,6 @@ class PacingLimits:
             pipeline_depth=config.pipeline_depth,
             max_in_flight=config.max_in_flight,
         )
-
-
-@dataclass
-class Admission:
-    """The queue's claim predicate: a budget snapshot that shrinks as it accepts.
-
-    Picklable (plain numbers) because the queue actor calls it in its own process, once
-    per candidate in priority order. ``cost_of`` is a module-level pure function.
-    """
-
-    small_bar: int
-    large_bar: int
-    historical: int
-    lines: int
-    requests: int
-    cost_of: Callable[[object], Cost] = request_cost
-    accepted: int = 0
-
-    def __call__(self, request: object) -> bool:
-        if self.requests <= 0:
-            return False
-        cost = self.cost_of(request)
-        if (
-            cost.small_bar > self.small_bar
-            or cost.large_bar > self.large_bar
-            or cost.historical > self.historical
-            or cost.lines > self.lines
-        ):
-            return False
-        self.small_bar -= cost.small_bar
-        self.large_bar -= cost.large_bar
-        self.historical -= cost.historical
-        self.lines -= cost.lines
-        self.requests -= 1
-        self.accepted += 1
-        return True
 
 
 @dataclass
@@ -321,7 +190,7 @@ class Pacer:
         delays = [window.delay(now, call.weight)]
         last = self._identical.get(call)
         if last is not None and now - last < self.limits.identical_window:
-            delays.append(last + self.limits.identical_window - now + _EPSILON)
+            delays.append(last + self.limits.identical_window - now + EPSILON)
         per_contract = self._per_contract.get(call.contract_key)
         if per_contract is not None:
             delays.append(per_contract.delay(now, call.weight))
@@ -392,17 +261,23 @@ class Pacer:
         self.lines_in_use = max(0, self.lines_in_use - n)
 
     # --- admission --------------------------------------------------------------------
-    def admission(self, reserved: Cost, in_flight: int, horizon: float = 0.0) -> Admission:
-        """Budgets for the next claim, given what admitted requests still hold in reserve.
+    def budget(self, reserved: Cost, in_flight: int, horizon: float = 0.0) -> Budget:
+        """Room for the next claim, given what admitted requests still hold in reserve.
 
         Look-ahead keeps the pacer fed, which is what keeps efficiency near 1: slots that
         free within ``horizon`` seconds (the gap until the next claim) are admitted now,
         plus ``pipeline_depth`` more; their permits still wait for the exact instant.
+
+        Market-data lines look ahead by a whole line budget instead: a request takes its
+        lines one snapshot at a time as they free (the permit gate), so it never needs all
+        of them at once, and an option chain costs up to ``MAX_CHARGED_LINES`` (a whole
+        budget). Looking ahead by ``pipeline_depth`` (8) lines would never admit a chain
+        while one-line futures snapshots keep a few lines busy: chains would starve.
         """
         now = self.clock()
         lim = self.limits
         depth = lim.pipeline_depth
-        return Admission(
+        return Budget(
             small_bar=self._small.available_by(now, horizon) + depth - reserved.small_bar,
             large_bar=self._large.available_by(now, horizon) + depth - reserved.large_bar,
             historical=lim.max_open_historical - self.open_historical + depth
