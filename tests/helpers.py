@@ -1,5 +1,5 @@
-"""Helpers shared by v6ray's tests: a clock they move by hand, and waiting for something
-that happens in another process, actor or thread."""
+"""Helpers shared by v6ray's tests: a clock they move by hand, waiting for something that
+happens in another process, actor or thread, and rows of bars to write."""
 
 from __future__ import annotations
 
@@ -38,3 +38,29 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         step = timedelta(seconds=seconds) if isinstance(self.now, datetime) else seconds
         self.now += step
+
+
+def market_bars(
+    start: datetime,
+    count: int,
+    *,
+    symbol: str = "SPY",
+    bar_size: str = "1 min",
+    close: float = 1.0,
+    request_id: str = "r",
+    **parameters: Any,
+) -> Any:
+    """``count`` consecutive bars of one series from ``start`` (a day apart for "1 day"
+    bars, else a minute), as the ``market_bars`` Arrow table a writer takes; ``parameters``
+    are a market_bars request's, naming the series (``use_rth``, ``sec_type``, ...)."""
+    from v6ray.gateway.parsing import to_table
+    from v6ray.instruments import bar_series
+
+    series = {"symbol": symbol, "bar_size": bar_size, "what_to_show": "TRADES",
+              **bar_series(symbol, parameters)}
+    step = timedelta(days=1) if bar_size == "1 day" else timedelta(minutes=1)
+    return to_table("market_bars", [
+        dict(request_id=request_id, **series, timestamp=start + i * step, open=1.0,
+             high=2.0, low=0.5, close=close, volume=10.0)
+        for i in range(count)
+    ])

@@ -24,3 +24,12 @@ def connect():
     yield factory
     for ib in clients:
         ib.disconnect()
+
+
+@pytest.fixture
+def harness(ray_namespace, data_dir):
+    """The whole stack on a fresh data dir: queue, IBGateway, simulator (time scale 0.01)."""
+    from v6ray.gateway.testing import GatewayHarness
+
+    with GatewayHarness(data_dir, ray_namespace, time_scale=0.01) as h:
+        yield h

@@ -6,7 +6,6 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from v6ray.gateway.testing import GatewayHarness
 from v6ray.model import Status
 
 pytestmark = pytest.mark.timeout(180)
@@ -14,12 +13,6 @@ pytestmark = pytest.mark.timeout(180)
 SATURDAY = "2025-03-08T18:00:00Z"
 THURSDAY_AFTER_HOURS = "2025-03-06T23:00:00Z"  # 18:00 in New York: RTH ended at 16:00
 THURSDAY_CLOSE = "2025-03-06T21:00:00Z"
-
-
-@pytest.fixture
-def harness(ray_namespace, data_dir):
-    with GatewayHarness(data_dir, ray_namespace, time_scale=0.01) as h:
-        yield h
 
 
 def bars_request(symbol: str, **parameters) -> dict:

@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from v6ray.gateway.testing import GatewayHarness
 from v6ray.model import Status
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture
-def harness(ray_namespace, data_dir):
-    with GatewayHarness(data_dir, ray_namespace, time_scale=0.01) as h:
-        yield h
 
 
 def test_listings_land_once_per_contract_and_a_refresh_replaces_them(harness):

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from v6ray.gateway.testing import GatewayHarness
 from v6ray.model import Status
 
 pytestmark = pytest.mark.timeout(180)
 
 # A Thursday afternoon in New York: the simulator has bars for it whatever today is.
 END = "2025-03-06T20:00:00Z"
-
-
-@pytest.fixture
-def harness(ray_namespace, data_dir):
-    with GatewayHarness(data_dir, ray_namespace, time_scale=0.01) as h:
-        yield h
 
 
 def test_each_request_type_lands_in_its_table(harness):

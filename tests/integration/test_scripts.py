@@ -9,7 +9,6 @@ import polars as pl
 import pytest
 
 from v6ray.client import Client
-from v6ray.gateway.testing import GatewayHarness
 from v6ray.model import Status
 from v6ray.scripts.derive_statistics import derive_statistics
 from v6ray.scripts.load_historical_data import load_history
@@ -18,12 +17,6 @@ from v6ray.storage.reader import read_table
 pytestmark = pytest.mark.timeout(240)
 
 RTH_MINUTES = 390
-
-
-@pytest.fixture
-def harness(ray_namespace, data_dir):
-    with GatewayHarness(data_dir, ray_namespace, time_scale=0.01) as h:
-        yield h
 
 
 def test_load_history_in_chunks_gives_every_bar_once(harness, data_dir, ray_namespace):

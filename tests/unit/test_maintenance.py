@@ -12,8 +12,8 @@ import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from tests.helpers import market_bars
 from v6ray.gateway.parsing import to_table
-from v6ray.instruments import bar_series
 from v6ray.storage.maintenance import RESULT_TABLES, compact_table, maintain_tables
 from v6ray.storage.reader import read_table
 from v6ray.storage.schemas import TABLES
@@ -25,28 +25,7 @@ SNAPSHOT_KEY = list(TABLES["futures_snapshots"].key_columns)
 
 
 def bars(day: int, first_minute: int, count: int, close: float = 1.0) -> pa.Table:
-    series = {
-        "symbol": "SPY",
-        "bar_size": "1 min",
-        "what_to_show": "TRADES",
-        **bar_series("SPY", {}),
-    }
-    start = T0 + timedelta(days=day, minutes=first_minute)
-    rows = [
-        dict(
-            request_id="r",
-            **series,
-            timestamp=start + timedelta(minutes=i),
-            open=1.0,
-            high=2.0,
-            low=0.5,
-            close=close,
-            volume=10.0,
-        )
-        for i in range(count)
-    ]
-    return to_table("market_bars", rows)
-
+    return market_bars(T0 + timedelta(days=day, minutes=first_minute), count, close=close)
 
 def snapshots(request_id: str, contracts: int = 3) -> pa.Table:
     rows = [

@@ -8,8 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from v6ray.gateway.parsing import to_table
-from v6ray.instruments import bar_series
+from tests.helpers import market_bars
 from v6ray.storage.reader import read_table
 from v6ray.storage.schemas import TABLES
 from v6ray.storage.writer import merge_rows
@@ -26,31 +25,8 @@ def day_bars(
     close: float = 1.0,
     request_id: str = "r",
 ) -> pa.Table:
-    series = {
-        "symbol": symbol,
-        "bar_size": bar_size,
-        "what_to_show": "TRADES",
-        **bar_series(symbol, {}),
-    }
-    step = timedelta(days=1) if bar_size == "1 day" else timedelta(minutes=1)
-    start = T0 + timedelta(days=day)
-    return to_table(
-        "market_bars",
-        [
-            dict(
-                request_id=request_id,
-                **series,
-                timestamp=start + i * step,
-                open=1.0,
-                high=2.0,
-                low=0.5,
-                close=close,
-                volume=10.0,
-            )
-            for i in range(count)
-        ],
-    )
-
+    return market_bars(T0 + timedelta(days=day), count, symbol=symbol, bar_size=bar_size,
+                       close=close, request_id=request_id)
 
 def bars_table(data_dir: str) -> DeltaTable:
     return DeltaTable(f"{data_dir}/market_bars")

@@ -10,6 +10,7 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
+from tests.helpers import market_bars
 from v6ray.errors import StorageError
 from v6ray.gateway.parsing import to_table
 from v6ray.instruments import bar_series
@@ -24,14 +25,8 @@ KEYS = TABLES["market_bars"].key_columns
 def bars(start: int, count: int, request_id: str, close: float = 1.5,
          **parameters: object) -> pa.Table:
     """``count`` 1-min SPY bars from T0 + ``start`` min, of the series ``parameters`` mean."""
-    series = {"symbol": "SPY", "bar_size": "1 min", "what_to_show": "TRADES",
-              **bar_series("SPY", parameters)}
-    return to_table("market_bars", [
-        dict(request_id=request_id, **series, timestamp=T0 + timedelta(minutes=start + i),
-             open=1.0, high=2.0, low=0.5, close=close, volume=10.0)
-        for i in range(count)
-    ])
-
+    return market_bars(T0 + timedelta(minutes=start), count, request_id=request_id,
+                       close=close, **parameters)
 
 def read(data_dir: str, table: str) -> pa.Table:
     return DeltaTable(f"{data_dir}/{table}").to_pyarrow_table()
