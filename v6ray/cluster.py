@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from v6ray.errors import NotRunning
+from v6ray.errors import ClusterStartFailed, NotRunning
 from v6ray.ray_private import keep_loopback_as_loopback, refresh_ray_config
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,6 @@ OBJECT_STORE_BYTES = 512 * 1024 * 1024  # results are small Arrow tables; don't 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _AUTH_MODE_ENV = "RAY_AUTH_MODE"
-
-
-class ClusterStartFailed(RuntimeError):
-    """``ray start`` exited or never became reachable; the message holds its last log line."""
 
 
 @dataclass(frozen=True)
