@@ -2,7 +2,8 @@
 
 A thin shell: it wires the watchdog (connection.py), the drain loop (drain.py), the pacer
 and the breaker together, runs its loops under a supervisor (``v6ray.actors.loops``: a loop
-that dies is restarted and counted), and answers ``start``/``stats``/``shutdown``/``ping``.
+that dies is restarted and counted), and answers ``start``/``stats``/``shutdown``/``ping``
+(and ``resume``, which it calls on itself after every (re)creation).
 ``get_or_create_gateway`` is the one factory holding every Ray option of the singleton.
 """
 
