@@ -29,8 +29,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import ray
-
 from v6ray.backoff import backoff_delay
 
 log = logging.getLogger(__name__)
@@ -195,6 +193,8 @@ def call_after_construction(method: str) -> bool:
     ``__init__`` returns, also when Ray restarts the actor (nobody else calls it then).
     False outside an actor (a plain object in a unit test): its caller starts it.
     """
+    import ray  # here: the supervisor itself needs no Ray
+
     try:
         handle = ray.get_runtime_context().current_actor
     except Exception as exc:  # not inside an actor (plain-class use)
