@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from v6ray.cli_types import non_negative_int, positive_float
-from v6ray.config import SettingsError
-from v6ray.errors import V6RayError
+from v6ray.errors import CommandFailed, UsageError, V6RayError
 from v6ray.requests.registry import SPECS
 from v6ray.scripts import load_historical_data
 
@@ -26,18 +25,6 @@ EXIT_OK = 0
 EXIT_ERROR = 1  # the command ran and failed (service not running, request FAILED, ...)
 EXIT_USAGE = 2  # the command line itself is wrong (argparse uses 2 as well)
 EXIT_INTERRUPTED = 130
-
-
-class UsageError(Exception):
-    """Bad command-line input that argparse cannot see (``--param`` syntax, ...)."""
-
-
-class CommandFailed(Exception):
-    """The command ran but did not succeed; the message is the one line the user sees."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -287,8 +274,8 @@ def _guarded(action: Any) -> int:
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except CommandFailed as exc:
-        return _fail(str(exc), exc.exit_code)
-    except (V6RayError, SettingsError) as exc:
+        return _fail(str(exc), EXIT_ERROR if exc.exit_code is None else exc.exit_code)
+    except V6RayError as exc:  # settings errors included
         return _fail(str(exc), EXIT_ERROR)
     except Exception as exc:  # noqa: BLE001 - the user gets one line, not a traceback
         if os.environ.get("V6RAY_DEBUG"):

@@ -15,9 +15,9 @@ from dataclasses import asdict
 from typing import Any
 
 from v6ray import constants
-from v6ray.cli import CommandFailed, UsageError, parse_params
+from v6ray.cli import parse_params
 from v6ray.config import Settings
-from v6ray.errors import NotRunning
+from v6ray.errors import CommandFailed, NotRunning, UsageError
 
 
 def dispatch(args: argparse.Namespace) -> int:

@@ -56,27 +56,11 @@ def _join(address: str, namespace: str, data_dir: str | None) -> None:
     state = ServiceState.load(Settings.from_env(data_dir=data_dir).data_path)
     if target == "auto" and state is not None and state.cluster_alive():
         target = state.ray_address
-    if _is_host_port(target):
-        # Not ray.init(target): in a process that imported Ray without the single-machine
-        # switch, Ray rewrites 127.0.0.1 to the machine's routable IP and retries that for
-        # many minutes while the cluster listens on loopback only. cluster.connect keeps
-        # loopback, answers in seconds when nothing listens, and applies the auth mode
-        # `v6ray up` recorded for this address.
-        same = state is not None and state.ray_address == target
-        cluster.connect(target, namespace=namespace, auth_mode=state.auth_mode if same else None)
-        return
-    try:
-        ray.init(address=target, namespace=namespace, log_to_driver=False)
-    except ConnectionError as exc:
-        raise NotRunning(f"no Ray cluster at {target!r} ({exc})") from None
-
-
-def _is_host_port(address: str) -> bool:
-    try:
-        cluster.split_address(address)
-    except ValueError:
-        return False
-    return "://" not in address
+    # cluster.connect, never ray.init(target): it keeps a loopback address loopback and
+    # answers in seconds when nothing listens there (see its docstring).
+    same = state is not None and state.ray_address == target
+    cluster.connect(target, namespace=namespace, auth_mode=state.auth_mode if same else None,
+                    ray_resolves=True)
 
 
 def original_error(exc: RayTaskError) -> BaseException:

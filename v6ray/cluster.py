@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from v6ray.errors import NotRunning
+from v6ray.errors import ClusterStartFailed, NotRunning
 from v6ray.ray_private import keep_loopback_as_loopback, refresh_ray_config
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,6 @@ OBJECT_STORE_BYTES = 512 * 1024 * 1024  # results are small Arrow tables; don't 
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 _AUTH_MODE_ENV = "RAY_AUTH_MODE"
-
-
-class ClusterStartFailed(RuntimeError):
-    """``ray start`` exited or never became reachable; the message holds its last log line."""
 
 
 @dataclass(frozen=True)
@@ -367,31 +363,58 @@ def _tail(log_path: str) -> str:
 
 
 def connect(
-    address: str, *, namespace: str, auth_mode: str | None = None, logging_config: Any = None
-) -> None:
-    """``ray.init`` on exactly this address (never "auto"), with Ray's console noise off.
+    address: str, *, namespace: str, auth_mode: str | None = None, logging_config: Any = None,
+    ray_resolves: bool = False,
+) -> bool:
+    """Join the Ray cluster at ``address``: the only ``ray.init`` of v6ray (`up`, `down`,
+    the CLI, ``v6ray.connect``). True if this call joined; False if the process already
+    was in Ray (its own ``ray.init`` is kept, whatever cluster that is).
 
-    ``logging_config`` (a ``ray.LoggingConfig``) sets up the workers of this job: `up`
-    passes it so the actors it creates log at the chosen level into Ray's log files.
+    A host:port address is joined as is, never through Ray's "auto":
+    - nothing answering there is ``NotRunning`` within seconds (``ray.init`` on a dead
+      address retries for a minute or more);
+    - a loopback address stays loopback: without the single-machine switch, in a process
+      that imported Ray without it (a notebook opened before `v6ray up`), Ray rewrites
+      127.0.0.1 to the machine's routable IP and retries that for many minutes while the
+      cluster listens on loopback only;
+    - ``auth_mode`` (what `v6ray up` recorded for this address) is applied, else token
+      auth when a token is at hand;
+    - Ray's console noise is off, and ``logging_config`` (a ``ray.LoggingConfig``) sets up
+      the workers of this job: `up` passes it so the actors it creates log at the chosen
+      level into Ray's log files.
+    Only with ``ray_resolves`` (``v6ray.connect``, which accepts what ``ray.init`` does)
+    does any other address ("auto", "ray://…") go to Ray as it is, with Ray's defaults; a
+    cluster that is not there is ``NotRunning``. The service's commands leave it off:
+    they join the one host:port `up` recorded or was given, never whatever Ray finds.
     """
     import ray
 
     if ray.is_initialized():
-        return
-    if not reachable(address):
-        raise NotRunning(f"no Ray cluster answers at {address}")
-    if is_loopback(address):
-        use_single_machine_mode()
-    # Like Ray's own "auto": with a token at hand, speak token auth. A cluster without
-    # auth accepts such a client too, so this never locks us out.
-    apply_auth_mode(auth_mode or ("token" if _token_available() else None))
-    ray.init(
-        address=address,
-        namespace=namespace,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-        job_config=_job_config(logging_config),
-    )
+        return False
+    options: dict[str, Any] = {}
+    if is_host_port(address) or not ray_resolves:
+        if not reachable(address):
+            raise NotRunning(f"no Ray cluster answers at {address}")
+        if is_loopback(address):
+            use_single_machine_mode()
+        # Like Ray's own "auto": with a token at hand, speak token auth. A cluster without
+        # auth accepts such a client too, so this never locks us out.
+        apply_auth_mode(auth_mode or ("token" if _token_available() else None))
+        options = {"logging_level": logging.ERROR, "job_config": _job_config(logging_config)}
+    try:
+        ray.init(address=address, namespace=namespace, log_to_driver=False, **options)
+    except ConnectionError as exc:
+        raise NotRunning(f"no Ray cluster at {address!r} ({exc})") from None
+    return True
+
+
+def is_host_port(address: str) -> bool:
+    """``host:port``, as opposed to "auto" or a ``ray://`` client address."""
+    try:
+        split_address(address)
+    except ValueError:
+        return False
+    return "://" not in address
 
 
 def _job_config(logging_config: Any) -> Any:

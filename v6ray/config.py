@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from v6ray import constants
+from v6ray.errors import SettingsError
 from v6ray.storage.location import DataRoot
 
 _ENV = {
@@ -22,10 +23,6 @@ _ENV = {
     "time_scale": "V6RAY_TIME_SCALE",
     "ray_address": "V6RAY_RAY_ADDRESS",
 }
-
-
-class SettingsError(ValueError):
-    """A setting from the environment or a flag is malformed; the message names it."""
 
 
 @dataclass(frozen=True)

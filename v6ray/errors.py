@@ -181,3 +181,50 @@ class IncompleteRequestType(V6RayError, ImportError):
 
     def __str__(self) -> str:
         return f"request type {self.request_type!r} is incomplete: {self.detail}"
+
+
+class SettingsError(V6RayError, ValueError):
+    """A setting from the environment or a flag is malformed; the message names it."""
+
+
+class LogSettingsError(SettingsError):
+    """A log level or format that is not one of the known ones; the message names it."""
+
+
+class JobConfigError(V6RayError, ValueError):
+    """A scheduler job is misconfigured; ``job`` and ``field`` name the culprit."""
+
+    def __init__(self, job: str, field: str, reason: str) -> None:
+        super().__init__(job, field, reason)
+        self.job = job
+        self.field = field
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"scheduler job {self.job!r}: {self.field}: {self.reason}"
+
+
+class SplitDataRoot(V6RayError):
+    """A local-folder data root on a cluster of several nodes: each would write its own copy."""
+
+
+class ClusterStartFailed(V6RayError, RuntimeError):
+    """``ray start`` exited or never became reachable; the message holds its last log line."""
+
+
+class UsageError(V6RayError):
+    """Bad command-line input that argparse cannot see (``--param`` syntax, ...)."""
+
+
+class CommandFailed(V6RayError):
+    """The command ran but did not succeed; the message is the one line the user sees.
+
+    ``exit_code`` None means the CLI's usual failure code (``cli.EXIT_ERROR``)."""
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message, exit_code)
+        self.message = message
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message

@@ -25,15 +25,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from v6ray.constants import GATEWAY_NODE_RESOURCE
-from v6ray.errors import V6RayError
+from v6ray.errors import SplitDataRoot
 from v6ray.storage.location import DataRoot
 
 Node = Mapping[str, Any]
 GATEWAY_WAITING = f"waiting for a node with {GATEWAY_NODE_RESOURCE}"
-
-
-class SplitDataRoot(V6RayError):
-    """A local-folder data root on a cluster of several nodes: each would write its own copy."""
 
 
 def alive(nodes: Iterable[Node]) -> list[Node]:

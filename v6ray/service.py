@@ -33,7 +33,9 @@ STOP_CALL_TIMEOUT = 30.0  # scheduler.stop / simulator.stop
 
 
 class StopRequested(Exception):
-    """SIGTERM (or `v6ray down` from another terminal) asked a foreground `up` to stop."""
+    """SIGTERM (or `v6ray down` from another terminal) asked a foreground `up` to stop.
+
+    Control flow inside `up`, caught there and never seen by a caller: not in errors.py."""
 
 
 def connect_service(settings: Settings) -> ServiceState | None:

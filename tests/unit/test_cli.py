@@ -9,7 +9,8 @@ import sys
 import pytest
 
 import v6ray
-from v6ray.cli import EXIT_ERROR, EXIT_USAGE, UsageError, main, make_parser, parse_params
+from v6ray.cli import EXIT_ERROR, EXIT_USAGE, main, make_parser, parse_params
+from v6ray.errors import UsageError
 
 
 @pytest.fixture(autouse=True)

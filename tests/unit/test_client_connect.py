@@ -95,3 +95,22 @@ def test_a_process_already_in_ray_stays_there(monkeypatch):
     with pytest.raises(v6ray.NotRunning):
         v6ray.connect(namespace="v6ray-test-nothing-here")
     assert calls == []  # the caller's own ray.init is not undone
+
+
+def test_the_service_commands_join_only_a_host_port_address(fresh_process):
+    # ray.init is the refusing fake of conftest: reaching it would raise AssertionError.
+    for address in ("auto", "ray://127.0.0.1:10001"):
+        with pytest.raises(v6ray.NotRunning, match="no Ray cluster answers"):
+            cluster.connect(address, namespace="v6ray-test")
+
+
+def test_v6ray_connect_hands_rays_own_addresses_to_ray_as_they_are(fresh_process, monkeypatch):
+    seen: list[dict[str, object]] = []
+    monkeypatch.setattr(ray, "init", lambda **kwargs: seen.append(kwargs))
+    assert cluster.connect("auto", namespace="v6ray-test", ray_resolves=True) is True
+    assert seen == [{"address": "auto", "namespace": "v6ray-test", "log_to_driver": False}]
+
+
+def test_connect_keeps_a_process_already_in_ray(monkeypatch):
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    assert cluster.connect("127.0.0.1:1", namespace="v6ray-test") is False

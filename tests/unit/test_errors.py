@@ -30,6 +30,13 @@ SAMPLES = {
     errors.StorageConfigError: lambda: errors.StorageConfigError(
         "V6RAY_STORAGE_OPTIONS", "is not a JSON object"
     ),
+    errors.SettingsError: lambda: errors.SettingsError("ib_port must be within 1..65535"),
+    errors.LogSettingsError: lambda: errors.LogSettingsError("log level must be one of ..."),
+    errors.JobConfigError: lambda: errors.JobConfigError("bars", "interval_seconds", "< 1"),
+    errors.SplitDataRoot: lambda: errors.SplitDataRoot("/data is local to each of 2 nodes"),
+    errors.ClusterStartFailed: lambda: errors.ClusterStartFailed("`ray start` exited (1)"),
+    errors.UsageError: lambda: errors.UsageError("submit: --param takes KEY=VALUE"),
+    errors.CommandFailed: lambda: errors.CommandFailed("2 request(s) failed", 3),
 }
 
 
@@ -60,4 +67,8 @@ def test_users_can_catch_them_as_builtin_kinds():
     missing = errors.NoTables("/data/typo", ("/data/typo",))
     assert isinstance(missing, FileNotFoundError) and missing.filename == "/data/typo"
     assert isinstance(errors.NotRunning(), RuntimeError)
+    assert isinstance(errors.LogSettingsError("bad level"), errors.SettingsError)
+    assert isinstance(errors.SettingsError("bad port"), ValueError)
+    assert isinstance(errors.JobConfigError("job", "field", "why"), ValueError)
+    assert isinstance(errors.ClusterStartFailed("exited"), RuntimeError)
     assert "field" in str(errors.InvalidRequest("field", "why"))

@@ -180,3 +180,33 @@ def test_dashboard_token_hint_is_the_command_for_this_cluster():
     assert deploy.dashboard_token_hint("token", {}) == "ray get-auth-token"
     assert deploy.dashboard_token_hint("token", {"RAY_AUTH_TOKEN_PATH": "/k/t"}) == (
         "RAY_AUTH_TOKEN_PATH=/k/t ray get-auth-token")
+
+
+def test_a_sampling_error_restarts_the_sampler_and_the_page_keeps_updating():
+    import time
+
+    from v6ray.cluster import free_port
+    from v6ray.monitor import server
+
+    class FakeStatsMonitor(server.MonitorServer):
+        """Never asks Ray: its thread outlives the test until its loops are stopped."""
+
+        failures = [ValueError("a garbled stats answer")]  # raised once, by sample 2
+
+        def _stats(self, name):
+            if name == server.GATEWAY_ACTOR and self._seq == 1 and self.failures:
+                raise self.failures.pop()
+            return {"state": "connected"}
+
+    monitor = FakeStatsMonitor("127.0.0.1", free_port(), sample_seconds=0.01)
+    try:
+        assert monitor.url(timeout=30).startswith("http://127.0.0.1:")
+        deadline = time.monotonic() + 10
+        while (monitor.latest() or {}).get("seq", 0) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert monitor.latest()["seq"] >= 3  # sampled again after the error
+        sampler = monitor._loops.stats()[server.SAMPLER]
+        assert sampler["restarts"] == 1 and "a garbled stats answer" in sampler["last_error"]
+    finally:  # end the server thread: stopping its loops ends its event loop
+        loop = monitor._loops._tasks[server.SAMPLER].get_loop()
+        asyncio.run_coroutine_threadsafe(monitor._loops.stop(), loop).result(timeout=10)

@@ -6,8 +6,9 @@ import logging
 
 import pytest
 
+from v6ray.errors import LogSettingsError
 from v6ray.observability import logs
-from v6ray.observability.logs import LogSettings, LogSettingsError, mask, mask_account
+from v6ray.observability.logs import LogSettings, mask, mask_account
 
 
 def test_settings_flags_over_environment_over_defaults():

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 
 from v6ray import status
-from v6ray.errors import V6RayError
+from v6ray.errors import SplitDataRoot, V6RayError
 from v6ray.placement import (
     GATEWAY_WAITING,
-    SplitDataRoot,
     WriterRotation,
     check_shared_data_root,
     gateway_waiting,

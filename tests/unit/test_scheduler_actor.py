@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.helpers import FakeClock
+from v6ray.errors import JobConfigError
 from v6ray.model import Status, request_from_submission
 from v6ray.scheduler.actor import UnifiedScheduler
-from v6ray.scheduler.jobs import JobConfigError
 
 
 class _Method:

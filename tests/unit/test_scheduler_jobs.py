@@ -7,9 +7,9 @@ from datetime import time
 
 import pytest
 
+from v6ray.errors import JobConfigError
 from v6ray.model import Priority
 from v6ray.scheduler.jobs import (
-    JobConfigError,
     config_from_mapping,
     default_jobs,
     job_from_mapping,

@@ -1,8 +1,9 @@
 """IBGateway: the detached Ray actor holding the only IB connection of v6ray.
 
 A thin shell: it wires the watchdog (connection.py), the drain loop (drain.py), the pacer
-and the breaker together, runs the two loops under a supervisor (supervisor.py: a loop that
-dies is restarted and counted), and answers ``start``/``stats``/``shutdown``/``ping``.
+and the breaker together, runs its loops under a supervisor (``v6ray.actors.loops``: a loop
+that dies is restarted and counted), and answers ``start``/``stats``/``shutdown``/``ping``
+(and ``resume``, which it calls on itself after every (re)creation).
 ``get_or_create_gateway`` is the one factory holding every Ray option of the singleton.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 import ray
 
-from v6ray.backoff import backoff_delay
+from v6ray.actors.loops import RestartPolicy, Supervisor, call_after_construction
 from v6ray.constants import GATEWAY_ACTOR, NAMESPACE, QUEUE_ACTOR
 from v6ray.gateway.breaker import CircuitBreaker
 from v6ray.gateway.config import GatewayConfig
@@ -26,7 +27,6 @@ from v6ray.gateway.connection import STOPPED, STOPPING, Connection
 from v6ray.gateway.drain import Drainer, resolve_queue
 from v6ray.gateway.handlers.base import ib_request_maps
 from v6ray.gateway.permits import PermitGate
-from v6ray.gateway.supervisor import Supervisor
 from v6ray.observability.gateway import GatewayPublisher
 from v6ray.pacing.pacer import Pacer, PacingLimits
 from v6ray.process_priority import run_at_normal_priority
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 # Supervised task names, as `v6ray status` shows them (underscores read as spaces).
 CLAIM_LOOP, WATCHDOG = "claim_loop", "connection_watchdog"
 METRICS = "metrics_publisher"  # the gateway's stats → Ray metrics, every second
+SELF_START = "self_start"  # start after (re)creation, retried until it succeeds once
+SELF_START_BACKOFF = RestartPolicy(base=0.2, cap=10.0)
 
 
 class IBGateway:
@@ -58,6 +60,7 @@ class IBGateway:
         self.worker_id = f"{config.worker_id}-{uuid.uuid4().hex[:8]}"
         self.started_at = time.time()
         self._supervisor = Supervisor()
+        self._starter = Supervisor()  # only SELF_START: not one of the loops stats() shows
         self._stopped: dict[str, Any] | None = None
         self._state_override: str | None = None
         self._parts: tuple[Connection, Drainer] | None = None
@@ -76,26 +79,25 @@ class IBGateway:
     def _self_start(self) -> None:
         """Start on (re)creation: a restarted actor resumes without anyone calling start.
 
-        ``__init__`` cannot await, and its own handle is not usable before it returns, so a
-        helper thread calls ``start`` through the named handle once the actor is up.
+        ``__init__`` cannot await: it queues a call of ``resume`` on the actor's own
+        handle, which runs once the actor is up (``actors.loops.call_after_construction``).
         """
-        if not self.actor_name:
-            return
+        if self.actor_name:
+            call_after_construction("resume")
 
-        def kick() -> None:
-            # Until start has run once: the name is not registered yet, or start failed
-            # (the queue not up yet). A gateway that gave up would sit idle unnoticed.
-            attempt = 0
-            while self._stopped is None:
-                try:
-                    handle = ray.get_actor(self.actor_name, namespace=self.namespace)
-                    ray.get(handle.start.remote(), timeout=60)
-                    return
-                except Exception:
-                    attempt += 1
-                    time.sleep(backoff_delay(attempt, base=0.2, cap=10.0))
+    async def resume(self) -> None:
+        """Keep calling ``start`` until it has run once (``_self_start`` calls this).
 
-        threading.Thread(target=kick, name="gateway-self-start", daemon=True).start()
+        Until then start fails (the queue not up yet, say) and is retried with backoff: a
+        gateway that gave up would sit idle unnoticed. Under a supervisor of its own, so
+        the ``tasks`` of ``stats()`` show only the gateway's loops.
+        """
+
+        async def start_once() -> None:
+            if self._stopped is None:
+                await self.start()
+
+        self._starter.ensure_running(SELF_START, start_once, policy=SELF_START_BACKOFF)
 
     def _install_sigterm(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -106,6 +108,8 @@ class IBGateway:
             def on_sigterm(signum: int, frame: Any) -> None:
                 loop = getattr(self, "_loop", None)
                 if loop is not None and loop.is_running():
+                    # A one-shot call, not a loop: shutdown stops the supervisors, so it
+                    # cannot run as one of their tasks.
                     loop.call_soon_threadsafe(
                         lambda: loop.create_task(self.shutdown(self.config.shutdown_timeout))
                     )
@@ -178,7 +182,9 @@ class IBGateway:
             return self._stopped
         if self._parts is None:
             self._stopped = {"state": STOPPED, "released": 0}
+            await self._starter.stop()
             return self._stopped
+        await self._starter.stop()
         connection, drainer = self._parts
         self._state_override = STOPPING
         outcome = await drainer.stop(timeout)

@@ -1,7 +1,10 @@
 """``V6RayMonitor``: the detached actor serving the monitor page (``web.make_app``).
 
 Its HTTP server runs on an event loop of its own thread, started in ``__init__``: a
-restarted actor serves again on the same port with nobody calling it. Once a second
+restarted actor serves again on the same port with nobody calling it. A thread, not the
+actor's loop: this is a sync actor whose ``url`` blocks until the page is served, and the
+server must not wait for a first call. On that loop the sampler runs as a supervised task
+(``v6ray.actors.loops``) like every other actor loop. Once a second
 it samples the queue's and the gateway's ``stats()`` (what `v6ray status --json`
 shows) and keeps the last snapshots, so ``/api/status?seq=N`` can answer with exactly
 the numbers a page is showing.
@@ -20,6 +23,7 @@ from typing import Any
 
 import ray
 
+from v6ray.actors.loops import Supervisor
 from v6ray.constants import GATEWAY_ACTOR, MONITOR_ACTOR, NAMESPACE, QUEUE_ACTOR
 from v6ray.monitor.snapshot import History, build_snapshot
 
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 SAMPLE_SECONDS = 1.0  # the page polls every second; it must update at least every 2 s
 STATS_TIMEOUT = 5.0
 KEEP_SNAPSHOTS = 120
+SAMPLER = "sampler"  # the supervised loop taking a snapshot every sample_seconds
 
 
 class MonitorServer:
@@ -45,6 +50,7 @@ class MonitorServer:
         self._handles: dict[str, Any] = {}
         self._ready = threading.Event()
         self._error: str | None = None
+        self._loops = Supervisor()  # on the server thread's event loop
         threading.Thread(target=self._run, name="monitor-http", daemon=True).start()
 
     def __repr__(self) -> str:  # the name the Ray dashboard shows for this actor
@@ -95,6 +101,11 @@ class MonitorServer:
         await loop.run_in_executor(None, self._sample)  # a first snapshot before "ready"
         self._ready.set()
         log.info("monitor serving %s", self.url_text())
+        # A sampling error restarts the sampler; the page keeps being served meanwhile.
+        await self._loops.start(SAMPLER, self._sample_forever)
+
+    async def _sample_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.sample_seconds)
             await loop.run_in_executor(None, self._sample)

@@ -22,16 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from v6ray.config import SettingsError
+from v6ray.errors import LogSettingsError
 
 LEVEL_ENV = "V6RAY_LOG_LEVEL"
 FORMAT_ENV = "V6RAY_LOG_FORMAT"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 FORMATS = ("text", "json")
-
-
-class LogSettingsError(SettingsError):
-    """A log level or format that is not one of the known ones; the message names it."""
 
 
 @dataclass(frozen=True)

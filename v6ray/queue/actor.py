@@ -20,6 +20,7 @@ from typing import Any
 
 import ray
 
+from v6ray.actors.loops import Supervisor
 from v6ray.constants import NAMESPACE, QUEUE_ACTOR
 from v6ray.errors import InvalidRequest, RequestTimeout, UnknownRequest
 from v6ray.model import (
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 # Async actors run every call on one event loop; waits park here, so allow plenty.
 MAX_CONCURRENCY = 10_000
+HOUSEKEEPING = "housekeeping"  # the supervised loop expiring leases and waking retries
 
 
 class RequestQueue:
@@ -82,7 +84,9 @@ class RequestQueue:
         )
         self._waiters: dict[str, asyncio.Event] = {}
         self._waiter_counts: Counter[str] = Counter()
-        self._housekeeper: asyncio.Task[None] | None = None
+        # Housekeeping starts with the first call (``__init__`` runs before the actor's
+        # event loop does); the gateway's claims make that call soon after a restart.
+        self._loops = Supervisor()
         # Resolved (and replaced) when a journaled change makes a request PENDING: wakes a
         # gateway parked in claim_wait instead of letting it poll an empty queue.
         self._arrival: asyncio.Future[None] | None = None
@@ -302,7 +306,8 @@ class RequestQueue:
         self._start_housekeeping()
         self.core.tick()
         self._journal(self.core.drain_changes())
-        return {**queue_stats(self.core, time.time()), "journal": self.committer.stats()}
+        return {**queue_stats(self.core, time.time()), "journal": self.committer.stats(),
+                "tasks": self._loops.stats()}
 
     async def compact(self) -> dict[str, Any]:
         return await self.committer.compact()
@@ -344,8 +349,7 @@ class RequestQueue:
                 event.set()
 
     def _start_housekeeping(self) -> None:
-        if self._housekeeper is None or self._housekeeper.done():
-            self._housekeeper = asyncio.get_running_loop().create_task(self._housekeep())
+        self._loops.ensure_running(HOUSEKEEPING, self._housekeep)
 
     async def _housekeep(self) -> None:
         """Expire leases and wake due retries even when nobody claims (dead letters, waits)."""

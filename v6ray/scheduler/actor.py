@@ -16,6 +16,7 @@ disk work stays out of the gateway and of this actor.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from typing import Any
 import ray
 
 from v6ray import constants
+from v6ray.actors.loops import Supervisor, call_after_construction
 from v6ray.constants import NAMESPACE, QUEUE_ACTOR, SCHEDULER_ACTOR
 from v6ray.model import IBRequest
 from v6ray.observability.hooks import scheduler_job
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 DERIVE_BARS_TIMEOUT_SECONDS = 1800.0
 # Status look-ups of a previous run: an unresponsive queue must not stall the loop for long.
 QUEUE_CALL_TIMEOUT_SECONDS = 30.0
+TICK_LOOP = "tick_loop"  # the supervised loop planning and submitting due jobs
 
 
 class UnifiedScheduler:
@@ -67,7 +70,7 @@ class UnifiedScheduler:
         self._state_file = state_path(self.data_dir)
         self.state = load_state(self._state_file)
         self.started_at: datetime | None = None
-        self._loop_task: asyncio.Task[None] | None = None
+        self._loops = Supervisor()  # runs TICK_LOOP between start() and stop()
         self._generation = 0  # bumped by start/stop; a loop of an older generation ends
         # Per job name: the background work of a derive or maintenance run, and its outcome.
         self._background_tasks: dict[str, asyncio.Task[None]] = {}
@@ -84,23 +87,19 @@ class UnifiedScheduler:
 
     async def start(self) -> dict[str, Any]:
         """Start the loop (idempotent); returns ``stats()``."""
-        if self._loop_task is None or self._loop_task.done():
+        if not self._loops.running(TICK_LOOP):
             self.started_at = self._clock()
             self.state = SchedulerState(jobs=self.state.jobs, running=True)
             self._save()
             self._generation += 1
-            loop = asyncio.get_running_loop()
-            self._loop_task = loop.create_task(self._run_loop(self._generation))
+            self._loops.start(TICK_LOOP, functools.partial(self._run_loop, self._generation))
         return await self.stats()
 
     async def stop(self) -> dict[str, Any]:
         """Stop the loop; a restarted actor stays stopped. Submitted requests stay queued."""
-        task, self._loop_task = self._loop_task, None
         self._generation += 1  # the loop also ends by itself should a cancel get swallowed
-        if task is not None:
-            task.cancel()
-            # Not ``await task``: asyncio.wait_for may swallow a cancellation (bpo-42130).
-            await asyncio.wait({task}, timeout=self.tick_seconds + 1.0)
+        # Bounded: asyncio.wait_for may swallow a cancellation (bpo-42130), hence the generation.
+        await self._loops.cancel(TICK_LOOP, timeout=self.tick_seconds + 1.0)
         self.state = SchedulerState(jobs=self.state.jobs, running=False)
         self._save()
         return await self.stats()
@@ -159,7 +158,8 @@ class UnifiedScheduler:
                 entry["maintenance_result"] = self._background_results.get(job.name)
             jobs.append(entry)
         return {
-            "running": self._loop_task is not None and not self._loop_task.done(),
+            "running": self._loops.running(TICK_LOOP),
+            "tasks": self._loops.stats(),  # the tick loop's state, restarts, last error
             "pid": os.getpid(),  # changes when Ray restarts the actor
             "simulate": self.simulate,
             "started_at": _iso(self.started_at),
@@ -328,11 +328,9 @@ class UnifiedScheduler:
         save_state(self._state_file, self.state)
 
     def _resume_after_restart(self) -> None:
-        """The state says ``start()`` was called: call it again once construction is over."""
-        try:
-            ray.get_runtime_context().current_actor.start.remote()
-        except Exception as exc:  # not inside an actor (plain-class use): the caller starts it
-            log.debug("not resuming automatically: %s", exc)
+        """The state says ``start()`` was called: call it again once construction is over
+        (outside an actor, in plain-class use, the caller starts it)."""
+        call_after_construction("start")
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from datetime import time
 from typing import Any
 
-from v6ray.errors import InvalidRequest, V6RayError
+from v6ray.errors import InvalidRequest, JobConfigError
 from v6ray.model import ALL_SYMBOLS, Priority, RequestType, new_request, parse_priority
 from v6ray.requests.registry import SPECS, spec_for
 
@@ -78,19 +78,6 @@ _JOB_FIELDS = frozenset(
 _SCHEDULER_FIELDS = frozenset({"replace_defaults", "simulated_first_run_seconds"})
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _AT_RE = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-
-
-class JobConfigError(V6RayError, ValueError):
-    """A scheduler job is misconfigured; ``job`` and ``field`` name the culprit."""
-
-    def __init__(self, job: str, field: str, reason: str) -> None:
-        super().__init__(job, field, reason)
-        self.job = job
-        self.field = field
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"scheduler job {self.job!r}: {self.field}: {self.reason}"
 
 
 @dataclass(frozen=True)

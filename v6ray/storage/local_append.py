@@ -53,7 +53,10 @@ ENGINE = "v6ray"  # commitInfo.engineInfo: who wrote the commit
 
 class CommitConflict(Exception):
     """A commit was refused because another writer changed the table; nothing committed,
-    the rows may be written again (they are checked against the new schema then)."""
+    the rows may be written again (they are checked against the new schema then).
+
+    Internal to the journal's writer: callers see the ``StorageError`` the group commit
+    turns every failed append into, so it is not in errors.py."""
 
 
 class LocalAppender:

@@ -1,13 +1,14 @@
-"""Supervisor: a dead gateway task is restarted with capped backoff, counted, and reported."""
+"""Supervisor: a dead actor loop is restarted with capped backoff, counted, and reported."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
 from tests.helpers import FakeClock
-from v6ray.gateway.supervisor import (
+from v6ray.actors.loops import (
     EXITED,
     RESTARTING,
     RUNNING,
@@ -183,3 +184,75 @@ def test_base_exceptions_other_than_cancellation_are_not_swallowed():
         assert sleep.delays == []
 
     asyncio.run(scenario())
+
+
+def test_ensure_running_starts_a_loop_once_and_again_after_it_ended():
+    async def scenario():
+        supervisor, _, _ = make()
+        runs: list[int] = []
+        forever = asyncio.Event()
+
+        async def loop() -> None:
+            runs.append(1)
+            await forever.wait()
+
+        first = supervisor.ensure_running("housekeeping", loop)
+        assert supervisor.ensure_running("housekeeping", loop) is first  # no second copy
+        await asyncio.sleep(0)
+        assert runs == [1] and supervisor.running("housekeeping")
+        forever.set()
+        await first
+        assert not supervisor.running("housekeeping")
+        assert supervisor.stats()["housekeeping"]["state"] == EXITED
+        second = supervisor.ensure_running("housekeeping", loop)
+        assert second is not first
+        await second
+        assert runs == [1, 1]
+
+    asyncio.run(scenario())
+
+
+def test_cancel_stops_one_loop_which_may_start_again():
+    async def scenario():
+        supervisor, _, _ = make()
+        forever = asyncio.Event()
+        other = supervisor.start("metrics", forever.wait)
+        supervisor.start("tick_loop", forever.wait)
+        await asyncio.sleep(0)
+        await supervisor.cancel("tick_loop", timeout=1.0)
+        assert not supervisor.running("tick_loop")
+        assert supervisor.stats()["tick_loop"]["state"] == STOPPED
+        assert supervisor.running("metrics") and not other.done()
+        supervisor.start("tick_loop", forever.wait)  # stop, then start again
+        assert supervisor.stats()["tick_loop"]["state"] == RUNNING
+        await supervisor.cancel("never_started")  # nothing to do
+        await supervisor.stop()
+
+    asyncio.run(scenario())
+
+
+def test_cancel_does_not_hang_on_a_loop_that_swallows_its_cancellation():
+    async def scenario():
+        supervisor, _, _ = make()
+        released = asyncio.Event()
+
+        async def stubborn() -> None:
+            while not released.is_set():
+                with contextlib.suppress(asyncio.CancelledError):  # as wait_for may (bpo-42130)
+                    await asyncio.sleep(10)
+
+        task = supervisor.start("tick_loop", stubborn)
+        await asyncio.sleep(0)
+        await supervisor.cancel("tick_loop", timeout=0.05)
+        assert not task.done() and not supervisor.running("tick_loop")
+        released.set()
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+
+    asyncio.run(scenario())
+
+
+def test_call_after_construction_outside_an_actor_leaves_starting_to_the_caller():
+    from v6ray.actors.loops import call_after_construction
+
+    assert call_after_construction("start") is False

@@ -1,4 +1,9 @@
-"""Keeps the gateway's long-lived tasks (claim loop, connection watchdog) running.
+"""The one way a v6ray actor runs its long-lived loops on its event loop.
+
+The gateway's claim loop, connection watchdog, metrics publisher and self-start, the queue's
+housekeeping, the scheduler's tick loop and the monitor's sampler all run as named tasks of
+a ``Supervisor``: started once (``ensure_running`` is idempotent), restarted when they die,
+cancelled on stop, and visible in the actor's stats.
 
 A task that dies with an exception is restarted after a capped, jittered backoff
 (``v6ray.backoff``); each death is counted and its error kept, so ``stats()`` and
@@ -8,6 +13,10 @@ cancelled stays down.
 
 ``RestartPolicy`` decides the delays and is pure (injected clock and random source);
 ``Supervisor`` only runs tasks on the event loop and applies it.
+
+A detached actor that Ray restarts must resume its loops with nobody calling it, but its
+``__init__`` runs before the actor's event loop does: ``call_after_construction`` queues a
+call of one of its own methods, which runs on that loop once construction is over.
 """
 
 from __future__ import annotations
@@ -66,6 +75,8 @@ class RestartPolicy:
 
 
 class Supervisor:
+    """Named tasks on the running event loop, each restarted after it dies."""
+
     def __init__(
         self,
         policy: RestartPolicy | None = None,
@@ -82,24 +93,64 @@ class Supervisor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = False
 
-    def start(self, name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
-        """Run ``run()`` as task ``name``; call it again whenever it raises."""
-        if name in self._tasks and not self._tasks[name].done():
+    def start(
+        self, name: str, run: Callable[[], Awaitable[None]], *,
+        policy: RestartPolicy | None = None,
+    ) -> asyncio.Task[None]:
+        """Run ``run()`` as task ``name``; call it again whenever it raises.
+
+        ``policy`` replaces the supervisor's own restart delays for this task."""
+        if self.running(name):
             raise ValueError(f"task {name!r} is already supervised")
         record = self._records[name] = TaskRecord(name)
-        task = asyncio.get_running_loop().create_task(self._keep(record, run), name=name)
+        task = asyncio.get_running_loop().create_task(
+            self._keep(record, run, policy or self.policy), name=name
+        )
         self._tasks[name] = task
         return task
 
-    async def _keep(self, record: TaskRecord, run: Callable[[], Awaitable[None]]) -> None:
+    def ensure_running(
+        self, name: str, run: Callable[[], Awaitable[None]], *,
+        policy: RestartPolicy | None = None,
+    ) -> asyncio.Task[None]:
+        """``start``, unless task ``name`` runs already (cheap: callable on every request)."""
+        task = self._tasks.get(name)
+        if task is not None and not task.done():
+            return task
+        return self.start(name, run, policy=policy)
+
+    def running(self, name: str) -> bool:
+        """Task ``name`` exists and has not ended (it may be waiting to restart)."""
+        task = self._tasks.get(name)
+        return task is not None and not task.done()
+
+    async def cancel(self, name: str, timeout: float | None = None) -> None:
+        """Stop task ``name`` only; wait up to ``timeout`` s for it to end.
+
+        It counts as stopped at once (``running`` is False, ``start`` may run it anew):
+        ``asyncio.wait_for`` inside the task may swallow a cancellation (bpo-42130), so a
+        task that must not outlive this call also checks a flag of its own.
+        """
+        task = self._tasks.pop(name, None)
+        if task is None or task.done():
+            return
+        self._records[name].state = STOPPED
+        task.cancel()
+        await asyncio.wait({task}, timeout=timeout)
+
+    async def _keep(
+        self, record: TaskRecord, run: Callable[[], Awaitable[None]], policy: RestartPolicy
+    ) -> None:
         try:
-            while await self._run_once(record, run):
+            while await self._run_once(record, run, policy):
                 pass
         except asyncio.CancelledError:
             record.state = STOPPED
             raise
 
-    async def _run_once(self, record: TaskRecord, run: Callable[[], Awaitable[None]]) -> bool:
+    async def _run_once(
+        self, record: TaskRecord, run: Callable[[], Awaitable[None]], policy: RestartPolicy
+    ) -> bool:
         """One run of the task; True when it died and is to be run again."""
         record.state, record.started_at = RUNNING, self._clock()
         try:
@@ -110,7 +161,7 @@ class Supervisor:
             if self._stopping:
                 record.state = STOPPED
                 return False
-            delay = self.policy.next_delay(record, self._clock())
+            delay = policy.next_delay(record, self._clock())
             record.restarts += 1
             record.state = RESTARTING
             log.error("%s died; restart %d in %.2f s", record.name, record.restarts, delay,
@@ -133,3 +184,21 @@ class Supervisor:
 
     def stats(self) -> dict[str, dict[str, Any]]:
         return {name: record.as_dict() for name, record in self._records.items()}
+
+
+def call_after_construction(method: str) -> bool:
+    """From an actor's ``__init__``: call its own ``method`` once construction is over.
+
+    The call is queued on the actor's own handle and runs on its event loop after
+    ``__init__`` returns, also when Ray restarts the actor (nobody else calls it then).
+    False outside an actor (a plain object in a unit test): its caller starts it.
+    """
+    import ray  # here: the supervisor itself needs no Ray
+
+    try:
+        handle = ray.get_runtime_context().current_actor
+    except Exception as exc:  # not inside an actor (plain-class use)
+        log.debug("not calling %s after construction: %s", method, exc)
+        return False
+    getattr(handle, method).remote()
+    return True
