@@ -36,8 +36,8 @@ import numpy as np
 import pyarrow as pa
 from growth_measure import Measurement, side_by_side
 
-from v6ray.model import Status, new_request
 from v6ray.queue.journal import Journal
+from v6ray.requests.model import Status, new_request
 from v6ray.storage.local_append import LocalAppender
 from v6ray.storage.schemas import IB_REQUESTS_SCHEMA, table_path
 

@@ -36,10 +36,10 @@ REPO = str(Path(__file__).resolve().parents[1])
 sys.path.insert(0, REPO)  # run from a checkout: the driver and (below) Ray's workers
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
 
-from v6ray.model import new_request  # noqa: E402
 from v6ray.queue.actor import MAX_CONCURRENCY, get_or_create_queue  # noqa: E402
 from v6ray.queue.config import QueueConfig  # noqa: E402
 from v6ray.queue.journal import Journal  # noqa: E402
+from v6ray.requests.model import new_request  # noqa: E402
 
 BATCH = 1_000
 CALLERS = 8
@@ -164,7 +164,7 @@ class ClientProducer:
     def open_loop(self, queue, rate: float, seconds: float, threads: int = 64) -> list[float]:
         from concurrent.futures import ThreadPoolExecutor
 
-        from v6ray.client import Client
+        from v6ray.client.api import Client
 
         client = Client(queue)
         tag = uuid.uuid4().hex[:6].upper()

@@ -111,7 +111,7 @@ def mixed_items(count: int) -> list[dict]:
 
 def end_to_end(env: dict[str, str], address: str, data_dir: str, requests: int) -> float:
     """Requests/s of the mixed workload through `v6ray up --simulate` on ``data_dir``."""
-    from v6ray.client import Client
+    from v6ray.client.api import Client
 
     schedule = Path(tempfile.mkdtemp(prefix="v6ray-bench-")) / "jobs.toml"
     schedule.write_text("[scheduler]\nreplace_defaults = true\n")

@@ -18,7 +18,7 @@ import pytest
 def ray_cluster():
     import ray
 
-    from v6ray.cluster import use_single_machine_mode
+    from v6ray.service.cluster import use_single_machine_mode
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     use_single_machine_mode()  # without it Ray binds its GCS and raylet on every interface

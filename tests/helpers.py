@@ -54,7 +54,7 @@ def market_bars(
     bars, else a minute), as the ``market_bars`` Arrow table a writer takes; ``parameters``
     are a market_bars request's, naming the series (``use_rth``, ``sec_type``, ...)."""
     from v6ray.gateway.parsing import to_table
-    from v6ray.instruments import bar_series
+    from v6ray.requests.instruments import bar_series
 
     series = {"symbol": symbol, "bar_size": bar_size, "what_to_show": "TRADES",
               **bar_series(symbol, parameters)}

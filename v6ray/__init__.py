@@ -20,7 +20,7 @@ from v6ray.errors import (
     UnknownTable,
     V6RayError,
 )
-from v6ray.model import IBRequest, Priority, RequestType, Status
+from v6ray.requests.model import IBRequest, Priority, RequestType, Status
 
 __all__ = [
     "Client",
@@ -43,8 +43,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "connect": "v6ray.client",
-    "Client": "v6ray.client",
+    "connect": "v6ray.client.api",
+    "Client": "v6ray.client.api",
     "read_table": "v6ray.storage.reader",
 }
 

@@ -1,6 +1,6 @@
 """``python -m v6ray`` is the ``v6ray`` command."""
 
-from v6ray.cli import run
+from v6ray.cli.main import run
 
 if __name__ == "__main__":
     run()

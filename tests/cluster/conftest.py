@@ -31,8 +31,8 @@ def ray_nodes(tmp_path_factory, s3_server):
     """The running ``LocalRayCluster``; this process is its driver while the module runs."""
     import ray
 
-    from v6ray import cluster as v6cluster
-    from v6ray.ray_private import refresh_ray_config
+    from v6ray.service import cluster as v6cluster
+    from v6ray.service.ray_private import refresh_ray_config
 
     if ray.is_initialized():  # pragma: no cover - a collection-order mistake, say so
         pytest.fail("tests/cluster must run before any other Ray connection in this process")

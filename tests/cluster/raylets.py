@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from v6ray.cluster import free_port, reachable
+from v6ray.service.cluster import free_port, reachable
 
 START_TIMEOUT = 180.0  # `ray start` takes ~5-40 s; far longer when the 2 cores are busy
 STOP_TIMEOUT = 30.0

@@ -22,7 +22,7 @@ from tests.cluster.conftest import node_ids
 from tests.conftest import make_bucket
 from tests.helpers import wait_for
 from tests.integration.test_up_down import v6ray_cli
-from v6ray.client import Client
+from v6ray.client.api import Client
 from v6ray.constants import GATEWAY_ACTOR, NAMESPACE, QUEUE_ACTOR, SCHEDULER_ACTOR, SIMULATOR_ACTOR
 from v6ray.gateway.parsing import to_table
 from v6ray.storage.reader import read_table

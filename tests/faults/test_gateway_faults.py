@@ -12,7 +12,7 @@ import ray
 
 from tests.helpers import wait_for
 from v6ray.gateway.testing import GatewayHarness
-from v6ray.model import Status
+from v6ray.requests.model import Status
 from v6ray.storage.schemas import TABLES
 
 pytestmark = pytest.mark.timeout(240)

@@ -22,7 +22,7 @@ from ib_async.ib import StartupFetchNONE
 from tests.helpers import wait_for
 from v6ray.constants import GATEWAY_ACTOR
 from v6ray.gateway.testing import GatewayHarness
-from v6ray.model import IBRequest, Status
+from v6ray.requests.model import IBRequest, Status
 from v6ray.storage.schemas import TABLES
 
 pytestmark = pytest.mark.timeout(120)

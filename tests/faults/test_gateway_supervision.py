@@ -13,13 +13,13 @@ import pytest
 import ray
 
 from tests.helpers import wait_for
-from v6ray import status
-from v6ray.client import Client
+from v6ray.cli import status
+from v6ray.client.api import Client
 from v6ray.constants import QUEUE_ACTOR
 from v6ray.gateway.actor import CLAIM_LOOP, WATCHDOG
 from v6ray.gateway.testing import GatewayHarness
-from v6ray.model import Status
 from v6ray.queue.config import QueueConfig
+from v6ray.requests.model import Status
 
 pytestmark = pytest.mark.timeout(180)
 

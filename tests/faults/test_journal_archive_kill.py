@@ -19,9 +19,9 @@ import pytest
 from deltalake import DeltaTable
 
 from tests.faults.test_journal_concurrency import wait_for_line
-from v6ray.model import Status, new_request
 from v6ray.queue.archive import MANIFEST
 from v6ray.queue.journal import Journal
+from v6ray.requests.model import Status, new_request
 from v6ray.storage.reader import read_table
 from v6ray.storage.schemas import requests_archive_path, table_path
 

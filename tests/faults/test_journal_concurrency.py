@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from v6ray.errors import TableLocked
-from v6ray.model import new_request
 from v6ray.queue.journal import Journal, read_requests
+from v6ray.requests.model import new_request
 from v6ray.storage.reader import read_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,7 +93,7 @@ def test_reads_during_compactions_all_succeed(data_dir, tmp_path):
 
 HOLDER = """
     import sys, time
-    from v6ray.model import new_request
+    from v6ray.requests.model import new_request
     from v6ray.queue.journal import Journal
 
     journal = Journal(sys.argv[1])
@@ -128,7 +128,7 @@ def test_a_second_writer_is_refused_until_the_holder_dies_even_by_sigkill(data_d
 
 JOURNAL_WRITER = """
     import json, sys
-    from v6ray.model import new_request
+    from v6ray.requests.model import new_request
     from v6ray.queue.journal import Journal
 
     journal = Journal(sys.argv[1])
@@ -163,7 +163,7 @@ def test_opening_a_second_journal_beside_a_writer_loses_no_append(data_dir):
 
 FOREIGN_APPENDER = """
     import json, sys, time
-    from v6ray.model import new_request
+    from v6ray.requests.model import new_request
     from v6ray.queue.journal import requests_to_arrow
     from v6ray.storage.local_append import LocalAppender
     from v6ray.storage.schemas import table_path

@@ -15,8 +15,8 @@ import ray
 from ray.exceptions import RayActorError
 
 from tests.helpers import wait_for
-from v6ray.model import Status
 from v6ray.queue.actor import get_or_create_queue
+from v6ray.requests.model import Status
 from v6ray.storage.reader import read_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -156,7 +156,7 @@ def test_full_ray_restart_recovers_the_queue_from_ib_requests(data_dir):
 
 
 def test_client_wait_survives_a_queue_restart(ray_namespace, data_dir):
-    from v6ray.client import Client
+    from v6ray.client.api import Client
 
     queue = get_or_create_queue(data_dir, namespace=ray_namespace)
     client = Client(queue, namespace=ray_namespace)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from v6ray.model import Status
+from v6ray.requests.model import Status
 
 pytestmark = pytest.mark.timeout(180)
 

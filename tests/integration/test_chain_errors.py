@@ -8,7 +8,7 @@ import re
 import pytest
 
 from v6ray.gateway.testing import GatewayHarness
-from v6ray.model import Status
+from v6ray.requests.model import Status
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from v6ray.model import Status
+from v6ray.requests.model import Status
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from v6ray import markets
 from v6ray.gateway.testing import GatewayHarness
-from v6ray.markets import SessionKind
-from v6ray.model import Status
+from v6ray.requests import markets
+from v6ray.requests.markets import SessionKind
+from v6ray.requests.model import Status
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 import v6ray
-from v6ray.cli_state import ServiceState
-from v6ray.cluster import cluster_processes
 from v6ray.pacing import ib_limits
+from v6ray.service.cluster import cluster_processes
+from v6ray.service.state import ServiceState
 from v6ray.sim.cpu_load import cpu_load
 from v6ray.sim.universe import FUTURE_ROOTS, future_months
 from v6ray.storage.reader import read_table

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import v6ray
-from v6ray.cli_state import ServiceState
+from v6ray.service.state import ServiceState
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def service(tmp_path_factory):
             cli("down", "--data-dir", str(base), timeout=180)
         recorded = ServiceState(**state).head() if state else None
         if recorded is not None:
-            from v6ray.cluster import cluster_processes, stop_head
+            from v6ray.service.cluster import cluster_processes, stop_head
 
             if cluster_processes(recorded):
                 stop_head(recorded, timeout=10)

@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import ray
 
-from v6ray.model import Status
 from v6ray.pacing.admission import Budget
 from v6ray.queue.actor import get_or_create_queue
 from v6ray.queue.config import QueueConfig
+from v6ray.requests.model import Status
 from v6ray.storage.reader import read_table
 
 TYPES = ["futures_snapshot", "market_bars", "option_chain", "position_update"]

@@ -23,11 +23,11 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from v6ray import read_table
-from v6ray.cli import main
+from v6ray.cli.main import main
 from v6ray.errors import NoTables
-from v6ray.instruments import bar_series
-from v6ray.model import Status, new_request
 from v6ray.queue.journal import Journal, read_requests
+from v6ray.requests.instruments import bar_series
+from v6ray.requests.model import Status, new_request
 from v6ray.stats.derive import derive_and_write
 from v6ray.storage.location import DataRoot
 from v6ray.storage.maintenance import compact_table
@@ -187,7 +187,7 @@ ACKING_WRITER = textwrap.dedent(
     """
     import sys
     from datetime import UTC, datetime
-    from v6ray.model import new_request
+    from v6ray.requests.model import new_request
     from v6ray.queue.journal import Journal
 
     journal = Journal(sys.argv[1])

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from v6ray.client import Client
-from v6ray.model import Status
+from v6ray.client.api import Client
+from v6ray.requests.model import Status
 from v6ray.scripts.derive_statistics import derive_statistics
 from v6ray.scripts.load_historical_data import load_history
 from v6ray.storage.reader import read_table

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import v6ray
-from v6ray.cluster import OwnedHead, cluster_processes
+from v6ray.service.cluster import OwnedHead, cluster_processes
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,9 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from v6ray.gateway.parsing import to_table
-from v6ray.instruments import bar_series
-from v6ray.model import new_request
 from v6ray.queue.journal import Journal
+from v6ray.requests.instruments import bar_series
+from v6ray.requests.model import new_request
 from v6ray.storage.reader import read_table
 from v6ray.storage.schemas import TABLES, table_path
 from v6ray.storage.writer import merge_rows

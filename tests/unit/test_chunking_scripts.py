@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from v6ray.cli import make_parser as make_cli_parser
+from v6ray.cli.main import make_parser as make_cli_parser
 from v6ray.errors import InvalidRequest, RequestTimeout
-from v6ray.model import Status, request_from_submission
+from v6ray.requests.model import Status, request_from_submission
 from v6ray.scripts.load_futures_data import load_futures, quarterly_months, third_friday
 from v6ray.scripts.load_historical_data import (
     history_requests,
@@ -219,7 +219,7 @@ def test_summary_render_without_failures():
 
 
 def test_a_backfill_larger_than_one_submit_many_goes_in_several_durable_batches(monkeypatch):
-    from v6ray.model import Status, new_request
+    from v6ray.requests.model import Status, new_request
     from v6ray.scripts import progress
 
     monkeypatch.setattr(progress, "MAX_SUBMIT_MANY", 4)

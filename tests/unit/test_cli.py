@@ -9,7 +9,8 @@ import sys
 import pytest
 
 import v6ray
-from v6ray.cli import EXIT_ERROR, EXIT_USAGE, main, make_parser, parse_params
+from v6ray.cli.arguments import parse_params
+from v6ray.cli.main import EXIT_ERROR, EXIT_USAGE, main, make_parser
 from v6ray.errors import UsageError
 
 
@@ -267,8 +268,8 @@ def test_compact_unknown_table(capsys, tmp_path):
 
 
 def test_compact_without_a_service_compacts_the_journal_through_its_writer(capsys, tmp_path):
-    from v6ray.model import Status, new_request
     from v6ray.queue.journal import Journal
+    from v6ray.requests.model import Status, new_request
 
     data_dir = str(tmp_path)
     code, out, _ = run_main(capsys, "compact", "ib_requests", "--data-dir", data_dir)
@@ -313,7 +314,7 @@ def test_python_dash_m_never_shows_a_traceback(tmp_path):
 
 
 def test_commands_on_an_object_store_root_leave_without_interpreter_teardown(monkeypatch):
-    from v6ray.cli import _data_root_is_object_store
+    from v6ray.cli.main import _data_root_is_object_store
 
     monkeypatch.delenv("V6RAY_DATA_DIR", raising=False)
     assert _data_root_is_object_store(["show", "market_bars", "--data-dir", "s3://b/p"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from v6ray.cli import EXIT_ERROR, EXIT_USAGE, main, make_parser
+from v6ray.cli.main import EXIT_ERROR, EXIT_USAGE, main, make_parser
 
 
 def test_up_monitor_and_log_flags():

@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 import os
 
-from v6ray import status
-from v6ray.cluster import OwnedHead, cluster_processes, is_loopback, split_address, stop_head
-from v6ray.config import Settings
-from v6ray.service import ServiceState, results_dir
+from v6ray.cli import status
+from v6ray.service.cluster import (
+    OwnedHead,
+    cluster_processes,
+    is_loopback,
+    split_address,
+    stop_head,
+)
+from v6ray.service.lifecycle import ServiceState, results_dir
+from v6ray.service.settings import Settings
 
 STATS = {
     "queue": {

@@ -15,8 +15,8 @@ import ray
 import ray._private.ray_constants as ray_constants
 
 import v6ray
-from v6ray import cluster
-from v6ray.cluster import free_port
+from v6ray.service import cluster
+from v6ray.service.cluster import free_port
 
 SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 

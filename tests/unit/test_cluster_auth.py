@@ -9,7 +9,7 @@ import string
 
 import pytest
 
-from v6ray import cluster
+from v6ray.service import cluster
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_an_existing_token_is_kept(home):
 
 def test_disabled_auth_is_respected_and_warned_about_once(home, monkeypatch, caplog):
     monkeypatch.setattr(cluster, "_auth_disabled_warned", False)
-    with caplog.at_level(logging.WARNING, logger="v6ray.cluster"):
+    with caplog.at_level(logging.WARNING, logger="v6ray.service.cluster"):
         assert cluster._prepare_auth({"RAY_AUTH_MODE": "disabled"}) == "disabled"
         assert cluster._prepare_auth({"RAY_AUTH_MODE": "disabled"}) == "disabled"
     warnings = [r.getMessage() for r in caplog.records if "authentication" in r.getMessage()]

@@ -9,7 +9,7 @@ from ib_async import Contract, ContractDetails
 
 from v6ray.errors import InvalidRequest
 from v6ray.gateway.handlers.contract_details import contract_row, query
-from v6ray.model import new_request
+from v6ray.requests.model import new_request
 from v6ray.scheduler.jobs import load_config
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)

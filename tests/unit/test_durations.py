@@ -14,13 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from v6ray import markets
 from v6ray.errors import InvalidRequest
-from v6ray.markets import NEW_YORK, SessionKind
-from v6ray.model import RequestType
 from v6ray.pacing import ib_limits
-from v6ray.requests import durations
+from v6ray.requests import durations, markets
 from v6ray.requests.durations import Chunk, backfill_chunks, plan, request_chunks
+from v6ray.requests.markets import NEW_YORK, SessionKind
+from v6ray.requests.model import RequestType
 from v6ray.requests.registry import spec_for
 from v6ray.sim.calendar import sessions_before
 
@@ -169,7 +168,7 @@ def test_the_submit_limit_and_the_pacer_count_chunks_alike():
     """The submit check used to count every request as regular hours, so an extended-hours
     request passed with up to 4x the chunks the gateway then sends (the pacer's cost counted
     use_rth already); both now call ``chunk_count`` with the request's use_rth."""
-    from v6ray.model import new_request
+    from v6ray.requests.model import new_request
     from v6ray.requests.rules import MAX_BAR_CHUNKS
 
     given = {"duration": "4 M", "bar_size": "1 min"}

@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from v6ray.cluster import free_port
 from v6ray.gateway import actor
 from v6ray.gateway.actor import CLAIM_LOOP, METRICS, WATCHDOG, IBGateway
 from v6ray.gateway.config import GatewayConfig
+from v6ray.service.cluster import free_port
 
 
 class Remote:

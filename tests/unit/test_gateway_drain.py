@@ -8,8 +8,8 @@ from v6ray.gateway.breaker import CircuitBreaker
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.drain import Drainer
 from v6ray.gateway.permits import PermitGate
-from v6ray.model import new_request
 from v6ray.pacing.pacer import Pacer, PacingLimits
+from v6ray.requests.model import new_request
 
 
 class FakeConnection:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from v6ray.gateway.outcomes import OutcomeReporter
-from v6ray.model import Status
+from v6ray.requests.model import Status
 
 
 class FakeMethod:

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.write_batch import WriteBatcher
-from v6ray.placement import WriterRotation
+from v6ray.service.placement import WriterRotation
 
 
 class FakeWriter:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from v6ray.gateway.config import GatewayConfig
-from v6ray.markets import SessionKind, session_seconds
 from v6ray.pacing import ib_limits
 from v6ray.pacing.ib_limits import DurationProblem
+from v6ray.requests.markets import SessionKind, session_seconds
 from v6ray.sim.config import SimConfig
 from v6ray.sim.historical import answer_latency
 

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from v6ray.errors import StorageError, TableLocked
-from v6ray.model import IBRequest, Priority, RequestType, Status, new_request
 from v6ray.queue.config import QueueConfig
 from v6ray.queue.journal import Journal, read_requests
 from v6ray.queue.journal_api import JournalFactory, RequestJournal
 from v6ray.queue.memory_journal import MemoryJournals
+from v6ray.requests.model import IBRequest, Priority, RequestType, Status, new_request
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 CONFIG = QueueConfig(journal_lock_timeout_seconds=0.2, retention_days=30)

@@ -12,11 +12,11 @@ import pytest
 from deltalake import DeltaTable
 
 from v6ray import read_table
-from v6ray.model import Priority, RequestType, Status, new_request
 from v6ray.queue.actor import RequestQueue
 from v6ray.queue.archive import MANIFEST
 from v6ray.queue.config import RETENTION_ENV, QueueConfig
 from v6ray.queue.journal import Journal, read_requests
+from v6ray.requests.model import Priority, RequestType, Status, new_request
 from v6ray.storage.migrations import _request_parameters
 from v6ray.storage.schemas import requests_archive_path, table_path
 

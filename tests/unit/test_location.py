@@ -177,7 +177,7 @@ def test_a_data_root_pickles():
 
 
 def test_settings_keep_an_object_store_uri_as_it_is():
-    from v6ray.config import Settings
+    from v6ray.service.settings import Settings
 
     assert Settings(data_dir="s3://bucket/prefix/").data_path == "s3://bucket/prefix"
     assert Settings.from_env({"V6RAY_DATA_DIR": "gs://b/p"}).data_path == "gs://b/p"
@@ -187,7 +187,7 @@ def test_settings_keep_an_object_store_uri_as_it_is():
 
 
 def test_cli_reports_a_bad_data_dir_in_one_line(capsys):
-    from v6ray.cli import main
+    from v6ray.cli.main import main
 
     assert main(["show", "market_bars", "--data-dir", "s3:/bucket"]) != 0
     err = capsys.readouterr().err.strip().splitlines()
@@ -195,8 +195,8 @@ def test_cli_reports_a_bad_data_dir_in_one_line(capsys):
 
 
 def test_table_locations_under_each_kind_of_root(tmp_path):
-    from v6ray.cli_state import results_dir
-    from v6ray.config import Settings
+    from v6ray.service.settings import Settings
+    from v6ray.service.state import results_dir
     from v6ray.storage.schemas import table_path
 
     assert table_path("s3://b/p", "market_bars") == "s3://b/p/market_bars"
@@ -205,8 +205,8 @@ def test_table_locations_under_each_kind_of_root(tmp_path):
 
 
 def test_state_stays_on_this_machine_for_an_object_store_root(tmp_path, monkeypatch):
-    from v6ray.cli_state import ServiceState
     from v6ray.scheduler.state import state_path
+    from v6ray.service.state import ServiceState
     from v6ray.storage.location import STATE_DIR_VAR, local_state_dir
 
     assert local_state_dir(str(tmp_path)) == str(tmp_path / "_v6ray")

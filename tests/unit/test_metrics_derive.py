@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 import pytest
 
-from v6ray.instruments import bar_series
+from v6ray.requests.instruments import bar_series
 from v6ray.stats.derive import (
     compute_derived_statistics,
     daily_series,

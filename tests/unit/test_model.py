@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from v6ray import constants
 from v6ray.errors import InvalidRequest
-from v6ray.model import (
+from v6ray.pacing import ib_limits
+from v6ray.requests.model import (
     MAX_SUBMIT_MANY,
     RESULT_TABLES,
     IBRequest,
@@ -23,7 +24,6 @@ from v6ray.model import (
     request_from_submission,
     requests_from_submissions,
 )
-from v6ray.pacing import ib_limits
 from v6ray.requests.registry import SPECS
 from v6ray.requests.rules import MAX_BAR_CHUNKS
 

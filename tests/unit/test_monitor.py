@@ -185,8 +185,8 @@ def test_dashboard_token_hint_is_the_command_for_this_cluster():
 def test_a_sampling_error_restarts_the_sampler_and_the_page_keeps_updating():
     import time
 
-    from v6ray.cluster import free_port
     from v6ray.monitor import server
+    from v6ray.service.cluster import free_port
 
     class FakeStatsMonitor(server.MonitorServer):
         """Never asks Ray: its thread outlives the test until its loops are stopped."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from v6ray.cli.status import to_text
 from v6ray.observability.actors import merge, render_lines
-from v6ray.status import to_text
 
 NOW = 1_800_000_000.0
 ACTORS = [

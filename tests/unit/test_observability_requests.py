@@ -10,11 +10,11 @@ import random
 import pytest
 
 from tests.helpers import FakeClock
-from v6ray.model import new_request
 from v6ray.observability.metrics import MemoryRecorder
 from v6ray.observability.requests import RequestObserver, ib_error_code
 from v6ray.queue.config import QueueConfig
 from v6ray.queue.core import QueueCore
+from v6ray.requests.model import new_request
 
 T0 = 1_800_000_000.0
 

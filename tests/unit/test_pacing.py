@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from tests.helpers import FakeClock
 from v6ray.gateway.config import GatewayConfig
-from v6ray.model import new_request
 from v6ray.pacing import ib_limits
 from v6ray.pacing.costs import Cost
 from v6ray.pacing.pacer import HistoricalCall, Pacer, PacingLimits, SlidingWindow
+from v6ray.requests.model import new_request
 
 
 def make_pacer(**changes) -> tuple[Pacer, FakeClock]:

@@ -10,7 +10,7 @@ from types import SimpleNamespace as NS
 from v6ray.errors import IBRequestError
 from v6ray.gateway import ib_errors, parsing, planning
 from v6ray.gateway.parsing import UNSET_DOUBLE
-from v6ray.instruments import bar_series
+from v6ray.requests.instruments import bar_series
 from v6ray.storage.schemas import TABLES
 
 NOW = datetime(2025, 3, 3, 15, 0, tzinfo=UTC)

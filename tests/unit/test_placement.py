@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from v6ray import status
+from v6ray.cli import status
 from v6ray.errors import SplitDataRoot, V6RayError
-from v6ray.placement import (
+from v6ray.service.placement import (
     GATEWAY_WAITING,
     WriterRotation,
     check_shared_data_root,

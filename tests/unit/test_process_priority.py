@@ -8,7 +8,7 @@ import sys
 
 CODE = """
 import os
-from v6ray.process_priority import run_at_normal_priority
+from v6ray.service.process_priority import run_at_normal_priority
 first = run_at_normal_priority("IBGateway")
 print(first, run_at_normal_priority("IBGateway"), os.getpriority(os.PRIO_PROCESS, 0))
 """

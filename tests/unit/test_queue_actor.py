@@ -12,11 +12,11 @@ import time
 import pytest
 
 from v6ray.errors import InvalidRequest, RequestTimeout, StorageError, UnknownRequest
-from v6ray.model import Status
 from v6ray.pacing.admission import Budget
 from v6ray.queue.actor import RequestQueue
 from v6ray.queue.config import QueueConfig
 from v6ray.queue.memory_journal import MemoryJournals
+from v6ray.requests.model import Status
 
 
 @pytest.fixture

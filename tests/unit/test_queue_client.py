@@ -37,8 +37,8 @@ class RecordingHandle:
 
 
 def test_bad_input_is_refused_in_the_client_before_any_call():
-    from v6ray.client import Client
-    from v6ray.model import MAX_SUBMIT_MANY
+    from v6ray.client.api import Client
+    from v6ray.requests.model import MAX_SUBMIT_MANY
 
     handle = RecordingHandle()
     client = Client(handle)
@@ -59,7 +59,7 @@ def test_bad_input_is_refused_in_the_client_before_any_call():
 
 
 def test_the_client_sends_checked_plain_submissions(monkeypatch):
-    from v6ray.client import Client
+    from v6ray.client.api import Client
 
     sent = []
 

@@ -9,10 +9,10 @@ import pytest
 
 from tests.helpers import FakeClock
 from v6ray.errors import InvalidRequest
-from v6ray.model import Priority, Status, new_request
 from v6ray.queue.config import QueueConfig
 from v6ray.queue.core import QueueCore
 from v6ray.queue.stats import queue_stats
+from v6ray.requests.model import Priority, Status, new_request
 
 T0 = 1_800_000_000.0
 

@@ -14,9 +14,9 @@ from deltalake import DeltaTable
 
 from v6ray import read_table
 from v6ray.errors import SchemaMismatch, StorageError, TableLocked, UnknownTable
-from v6ray.model import Status, new_request
 from v6ray.queue.group_commit import GroupCommitter
 from v6ray.queue.journal import Journal, read_requests, requests_to_arrow
+from v6ray.requests.model import Status, new_request
 from v6ray.storage.schemas import IB_REQUESTS_SCHEMA, TABLES, table_path
 
 STAMP = datetime(2026, 11, 27, 14, 30, 0, 123456, tzinfo=UTC)

@@ -10,8 +10,8 @@ import pytest
 
 import v6ray
 from v6ray.gateway.parsing import to_table
-from v6ray.instruments import bar_series
 from v6ray.queue.journal import Journal
+from v6ray.requests.instruments import bar_series
 from v6ray.storage.schemas import TABLES
 from v6ray.storage.writer import merge_rows
 

@@ -7,7 +7,7 @@ import re
 import shlex
 from pathlib import Path
 
-from v6ray.cli import make_parser
+from v6ray.cli.main import make_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

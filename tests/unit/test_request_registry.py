@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from v6ray.errors import IncompleteRequestType
-from v6ray.model import RESULT_TABLES, new_request
+from v6ray.requests.model import RESULT_TABLES, new_request
 from v6ray.requests.registry import SPECS, RequestType, check_spec, spec_for
 from v6ray.requests.rules import Rule, integer
 from v6ray.storage.schemas import TABLES
@@ -72,9 +72,9 @@ def test_every_type_has_a_cost_from_its_spec():
 
 
 def test_a_request_loaded_from_the_journal_carries_its_cost_for_the_claim():
-    from v6ray.model import Status
     from v6ray.pacing.costs import NO_COST
     from v6ray.queue.journal import request_from_row, requests_to_arrow
+    from v6ray.requests.model import Status
 
     chain = new_request("option_chain", "SPY", parameters={"strikes": 10})
     done = replace(chain, request_id="done", status=Status.SUCCESS)

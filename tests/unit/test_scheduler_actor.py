@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import FakeClock
 from v6ray.errors import JobConfigError
-from v6ray.model import Status, request_from_submission
+from v6ray.requests.model import Status, request_from_submission
 from v6ray.scheduler.actor import UnifiedScheduler
 
 

@@ -8,7 +8,7 @@ from datetime import time
 import pytest
 
 from v6ray.errors import JobConfigError
-from v6ray.model import Priority
+from v6ray.requests.model import Priority
 from v6ray.scheduler.jobs import (
     config_from_mapping,
     default_jobs,

@@ -7,7 +7,7 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 
-from v6ray.model import Status
+from v6ray.requests.model import Status
 from v6ray.scheduler.jobs import SchedulerConfig, default_jobs, job_from_mapping
 from v6ray.scheduler.planner import CATCH_UP_SECONDS, Planner, previous_run_pending
 from v6ray.scheduler.state import (

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.helpers import wait_for
+from v6ray.client.coalescer import SubmitCoalescer
 from v6ray.errors import InvalidRequest, NotRunning
-from v6ray.submit_coalescer import SubmitCoalescer
 
 
 class SlowQueue:
@@ -95,7 +95,7 @@ def test_batches_are_capped_and_a_short_answer_is_an_error():
 
 
 def test_the_sender_thread_exits_when_idle_and_restarts_on_demand(monkeypatch):
-    from v6ray import submit_coalescer
+    from v6ray.client import coalescer as submit_coalescer
 
     monkeypatch.setattr(submit_coalescer, "IDLE_EXIT_SECONDS", 0.05)
     coalescer = SubmitCoalescer(SlowQueue(delay=0).send)

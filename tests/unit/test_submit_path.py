@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ray import cloudpickle
 
-from v6ray.client import Client
+from v6ray.client.api import Client
 from v6ray.errors import InvalidRequest
-from v6ray.model import Status
 from v6ray.queue.actor import RequestQueue
 from v6ray.queue.memory_journal import MemoryJournals
+from v6ray.requests.model import Status
 
 
 class LocalQueueHandle:

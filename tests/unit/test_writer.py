@@ -13,7 +13,7 @@ from deltalake.exceptions import TableNotFoundError
 from tests.helpers import market_bars
 from v6ray.errors import StorageError
 from v6ray.gateway.parsing import to_table
-from v6ray.instruments import bar_series
+from v6ray.requests.instruments import bar_series
 from v6ray.storage.maintenance import compact_table
 from v6ray.storage.schemas import TABLES
 from v6ray.storage.writer import dedupe_last, merge_rows

@@ -29,7 +29,7 @@ from v6ray.gateway.handlers.base import ib_request_maps
 from v6ray.gateway.permits import PermitGate
 from v6ray.observability.gateway import GatewayPublisher
 from v6ray.pacing.pacer import Pacer, PacingLimits
-from v6ray.process_priority import run_at_normal_priority
+from v6ray.service.process_priority import run_at_normal_priority
 from v6ray.storage import location
 
 log = logging.getLogger(__name__)

@@ -32,10 +32,10 @@ from v6ray.gateway.handlers import HandlerContext, get_handler
 from v6ray.gateway.outcomes import OutcomeReporter
 from v6ray.gateway.permits import PermitGate
 from v6ray.gateway.write_batch import WriteBatcher
-from v6ray.model import IBRequest
 from v6ray.pacing.costs import Cost
 from v6ray.pacing.pacer import Pacer
-from v6ray.placement import WriterRotation
+from v6ray.requests.model import IBRequest
+from v6ray.service.placement import WriterRotation
 from v6ray.storage.schemas import table_spec
 
 log = logging.getLogger(__name__)

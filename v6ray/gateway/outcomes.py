@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from v6ray.model import Status
+from v6ray.requests.model import Status
 
 Send = Callable[[list[Any]], Awaitable[Sequence[Any]]]
 

@@ -21,7 +21,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from v6ray.gateway.actor import get_or_create_gateway
 from v6ray.gateway.config import GatewayConfig
-from v6ray.model import IBRequest
+from v6ray.requests.model import IBRequest
 from v6ray.storage.schemas import table_path
 
 

@@ -20,7 +20,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.handlers import Rows
 from v6ray.gateway.parsing import to_table
-from v6ray.placement import WriterRotation
+from v6ray.service.placement import WriterRotation
 from v6ray.storage.writer import write_rows
 
 log = logging.getLogger(__name__)

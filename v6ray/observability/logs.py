@@ -69,7 +69,7 @@ TEXT_LAYOUT = "{asctime}\t{level} {filename}:{lineno} -- {message}\n"
 
 def job_log_encoding() -> str | None:
     """"TEXT" or "JSON" when this Ray worker's job has a logging config, else None."""
-    from v6ray.ray_private import job_logging_config
+    from v6ray.service.ray_private import job_logging_config
 
     config = job_logging_config()
     return getattr(config, "encoding", None) if config is not None else None

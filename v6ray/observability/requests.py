@@ -22,9 +22,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from v6ray.model import IBRequest, Priority, Status
 from v6ray.observability.logs import LineBatch, install_masking
 from v6ray.observability.metrics import Recorder, recorder
+from v6ray.requests.model import IBRequest, Priority, Status
 
 log = logging.getLogger("v6ray.requests")
 

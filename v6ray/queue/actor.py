@@ -23,7 +23,15 @@ import ray
 from v6ray.actors.loops import Supervisor
 from v6ray.constants import NAMESPACE, QUEUE_ACTOR
 from v6ray.errors import InvalidRequest, RequestTimeout, UnknownRequest
-from v6ray.model import (
+from v6ray.observability.requests import RequestObserver
+from v6ray.pacing.admission import Budget
+from v6ray.queue.config import QueueConfig
+from v6ray.queue.core import QueueCore
+from v6ray.queue.group_commit import GroupCommitter
+from v6ray.queue.journal import Journal
+from v6ray.queue.journal_api import JournalFactory
+from v6ray.queue.stats import queue_stats
+from v6ray.requests.model import (
     IBRequest,
     Priority,
     Status,
@@ -32,15 +40,7 @@ from v6ray.model import (
     request_from_submission,
     requests_from_submissions,
 )
-from v6ray.observability.requests import RequestObserver
-from v6ray.pacing.admission import Budget
-from v6ray.process_priority import run_at_normal_priority
-from v6ray.queue.config import QueueConfig
-from v6ray.queue.core import QueueCore
-from v6ray.queue.group_commit import GroupCommitter
-from v6ray.queue.journal import Journal
-from v6ray.queue.journal_api import JournalFactory
-from v6ray.queue.stats import queue_stats
+from v6ray.service.process_priority import run_at_normal_priority
 from v6ray.storage import location
 
 log = logging.getLogger(__name__)

@@ -36,9 +36,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
 
-from v6ray.model import Status
 from v6ray.queue.archive import remove_action
 from v6ray.queue.journal_api import latest_requests
+from v6ray.requests.model import Status
 from v6ray.storage.local_append import remove_stale_files
 from v6ray.storage.reader import retry_vacuum_race
 from v6ray.storage.schemas import IB_REQUESTS_SCHEMA

@@ -24,9 +24,9 @@ from typing import Any
 
 from v6ray.backoff import backoff_delay
 from v6ray.errors import InvalidRequest
-from v6ray.model import IBRequest, Priority, RequestType, Status
 from v6ray.queue.config import QueueConfig
 from v6ray.queue.pending import PendingIndex, Popped
+from v6ray.requests.model import IBRequest, Priority, RequestType, Status
 
 Clock = Callable[[], float]
 Accept = Callable[[IBRequest], bool]

@@ -26,8 +26,8 @@ from typing import Any
 
 from v6ray import constants
 from v6ray.errors import StorageError
-from v6ray.model import IBRequest
 from v6ray.queue.journal_api import RequestJournal
+from v6ray.requests.model import IBRequest
 
 log = logging.getLogger(__name__)
 

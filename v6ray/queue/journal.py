@@ -43,12 +43,12 @@ from deltalake import DeltaTable
 
 from v6ray import constants
 from v6ray.errors import SchemaMismatch, StorageError
-from v6ray.model import IBRequest, Priority, RequestType, Status, canonical_json, dedup_key
 from v6ray.pacing.costs import NO_COST
 from v6ray.queue.archive import RequestArchive
 from v6ray.queue.compaction import compact_journal, day_files
 from v6ray.queue.config import DEFAULT_RETENTION_DAYS, QueueConfig
 from v6ray.queue.journal_api import FinalRequests, StateCounts, latest_requests
+from v6ray.requests.model import IBRequest, Priority, RequestType, Status, canonical_json, dedup_key
 from v6ray.requests.registry import spec_for
 from v6ray.storage import object_store_append
 from v6ray.storage.local_append import LocalAppender, remove_stale_files

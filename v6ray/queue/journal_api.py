@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import polars as pl
 
-from v6ray.model import IBRequest, Priority, RequestType, Status
+from v6ray.requests.model import IBRequest, Priority, RequestType, Status
 
 if TYPE_CHECKING:
     from v6ray.queue.config import QueueConfig

@@ -26,9 +26,9 @@ from typing import Any
 
 from v6ray import constants
 from v6ray.errors import StorageError, TableLocked
-from v6ray.model import IBRequest
 from v6ray.queue.config import DEFAULT_RETENTION_DAYS, QueueConfig
 from v6ray.queue.journal_api import FinalRequests, StateCounts, latest_states
+from v6ray.requests.model import IBRequest
 from v6ray.storage.schemas import table_path
 
 Row = tuple[int, IBRequest]  # (seq, state)

@@ -16,7 +16,7 @@ import heapq
 import itertools
 from collections.abc import Callable
 
-from v6ray.model import IBRequest, Priority
+from v6ray.requests.model import IBRequest, Priority
 
 Entry = tuple[float, int, int, str]  # (creation or not_before time, tie, token, request_id)
 Popped = tuple[int, Entry]  # (priority level, entry)

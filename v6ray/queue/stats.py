@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from v6ray.model import Priority, RequestType, Status
 from v6ray.queue.core import QueueCore
+from v6ray.requests.model import Priority, RequestType, Status
 
 
 def _zeros() -> dict[str, int]:

@@ -46,11 +46,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from v6ray import markets
-from v6ray.markets import NEW_YORK, Session, SessionKind
 from v6ray.pacing import ib_limits
 from v6ray.pacing.ib_limits import Duration, bar_seconds, parse_duration
-from v6ray.payload import shown
+from v6ray.requests import markets
+from v6ray.requests.markets import NEW_YORK, Session, SessionKind
+from v6ray.requests.payload import shown
 
 __all__ = [
     "Chunk", "Duration", "backfill_chunks", "bar_seconds", "chunk_count", "chunk_spans",

@@ -21,8 +21,8 @@ from datetime import timedelta
 from typing import Any
 
 from v6ray.pacing import ib_limits
-from v6ray.payload import shown
 from v6ray.requests import durations
+from v6ray.requests.payload import shown
 
 MAX_DTE = 1100  # about three years: IB lists no listed option expiring later
 MAX_STRIKES_PER_SIDE = 50

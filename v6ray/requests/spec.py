@@ -16,7 +16,7 @@ from typing import Any
 
 from v6ray.errors import InvalidRequest
 from v6ray.pacing.costs import Cost
-from v6ray.payload import field_name, shown
+from v6ray.requests.payload import field_name, shown
 from v6ray.requests.rules import ABSENT, Rule
 from v6ray.storage.table_spec import TableSpec
 

@@ -28,8 +28,8 @@ import ray
 from v6ray import constants
 from v6ray.actors.loops import Supervisor, call_after_construction
 from v6ray.constants import NAMESPACE, QUEUE_ACTOR, SCHEDULER_ACTOR
-from v6ray.model import IBRequest
 from v6ray.observability.hooks import scheduler_job
+from v6ray.requests.model import IBRequest
 from v6ray.scheduler.jobs import DERIVE_STATISTICS, MAINTAIN_TABLES, Job, load_config
 from v6ray.scheduler.planner import Planner, previous_run_pending
 from v6ray.scheduler.state import JobState, SchedulerState, load_state, save_state, state_path

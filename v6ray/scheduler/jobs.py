@@ -45,7 +45,7 @@ from datetime import time
 from typing import Any
 
 from v6ray.errors import InvalidRequest, JobConfigError
-from v6ray.model import ALL_SYMBOLS, Priority, RequestType, new_request, parse_priority
+from v6ray.requests.model import ALL_SYMBOLS, Priority, RequestType, new_request, parse_priority
 from v6ray.requests.registry import SPECS, spec_for
 
 DERIVE_STATISTICS = "derive_statistics"

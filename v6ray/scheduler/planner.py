@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from v6ray.model import Status
+from v6ray.requests.model import Status
 from v6ray.scheduler.calendar import market_clock
 from v6ray.scheduler.jobs import Job, SchedulerConfig
 from v6ray.scheduler.state import JobState, SchedulerState

@@ -23,7 +23,7 @@ from typing import Any
 
 from v6ray import constants
 from v6ray.errors import InvalidRequest
-from v6ray.model import Priority
+from v6ray.requests.model import Priority
 from v6ray.scripts.progress import DEFAULT_TIMEOUT, Summary, run_main, submit_and_wait
 from v6ray.stats.derive import (
     MIN_HISTORY_TRADING_DAYS,
@@ -100,7 +100,7 @@ def _run_derive_task(data_dir: str, symbols: list[str], *, timeout: float) -> di
     import ray
     from ray.exceptions import RayTaskError
 
-    from v6ray.client import original_error
+    from v6ray.client.api import original_error
 
     try:
         # One task per symbol, spread over the cluster's nodes.
@@ -129,8 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
 
     def action() -> Summary:
-        from v6ray.client import connect
-        from v6ray.config import Settings
+        from v6ray.client.api import connect
+        from v6ray.service.settings import Settings
 
         settings = Settings.from_env(data_dir=args.data_dir)
         return derive_statistics(

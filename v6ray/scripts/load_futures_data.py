@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from v6ray.errors import InvalidRequest
-from v6ray.model import Priority
+from v6ray.requests.model import Priority
 from v6ray.scripts.progress import DEFAULT_TIMEOUT, Summary, run_main, submit_and_wait
 
 DEFAULT_ROOTS = ("ES", "NQ", "RTY")
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
 
     def action() -> Summary:
-        from v6ray.client import connect
+        from v6ray.client.api import connect
 
         return load_futures(
             connect(args.address),

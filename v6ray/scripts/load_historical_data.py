@@ -21,11 +21,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from v6ray import instruments
-from v6ray.cli_types import positive_float
+from v6ray.cli.arguments import positive_float
 from v6ray.errors import InvalidRequest
-from v6ray.model import Priority
-from v6ray.requests import durations
+from v6ray.requests import durations, instruments
+from v6ray.requests.model import Priority
 from v6ray.scripts.progress import DEFAULT_TIMEOUT, Summary, run_main, submit_and_wait
 
 DEFAULT_DURATION = "1 Y"
@@ -210,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
 
     def connect_service() -> Any:
-        from v6ray.client import connect
+        from v6ray.client.api import connect
 
         return connect(args.address, data_dir=args.data_dir)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from v6ray.errors import RequestTimeout, V6RayError
-from v6ray.model import MAX_SUBMIT_MANY, IBRequest, Status
+from v6ray.requests.model import MAX_SUBMIT_MANY, IBRequest, Status
 
 DEFAULT_TIMEOUT = 3600.0  # a long backfill at IB's pace takes a while; callers shorten it
 _BAR_WIDTH = 30

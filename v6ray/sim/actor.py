@@ -8,7 +8,7 @@ actor's own event loop, bound to loopback by the config.
 from __future__ import annotations
 
 from v6ray.constants import NAMESPACE, SIMULATOR_ACTOR
-from v6ray.process_priority import run_at_normal_priority
+from v6ray.service.process_priority import run_at_normal_priority
 from v6ray.sim.config import SimConfig
 from v6ray.sim.server import Simulator
 

@@ -1,4 +1,4 @@
-"""The simulator's session calendar in America/New_York, as IB's: ``v6ray.markets``.
+"""The simulator's session calendar in America/New_York, as IB's: ``v6ray.requests.markets``.
 
 Stocks and ETFs: regular hours 09:30-16:00, extended 04:00-20:00 (useRTH=0).
 Indices and options: 09:30-16:00 whatever useRTH says.
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from v6ray import markets
-from v6ray.markets import NEW_YORK, Session, SessionKind
+from v6ray.requests import markets
+from v6ray.requests.markets import NEW_YORK, Session, SessionKind
 
 __all__ = [
     "IB_TIMEZONE_NAME", "NEW_YORK", "Session", "SessionKind", "intraday_bars", "session_on",

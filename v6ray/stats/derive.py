@@ -34,8 +34,8 @@ import polars as pl
 import pyarrow as pa
 
 from v6ray import constants
-from v6ray.instruments import bar_series
-from v6ray.model import Priority
+from v6ray.requests.instruments import bar_series
+from v6ray.requests.model import Priority
 from v6ray.stats import metrics
 from v6ray.storage.schemas import DERIVED_STATISTICS_SCHEMA
 

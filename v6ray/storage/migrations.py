@@ -36,7 +36,7 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from v6ray import constants
-from v6ray.instruments import bar_series
+from v6ray.requests.instruments import bar_series
 from v6ray.storage.layout import with_partition_columns
 from v6ray.storage.location import storage_options_for
 from v6ray.storage.schemas import conform, requests_archive_path, table_path, table_spec

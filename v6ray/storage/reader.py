@@ -14,9 +14,9 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
 from v6ray import constants
-from v6ray.config import Settings
 from v6ray.errors import NoTables
 from v6ray.queue.journal_api import latest_requests
+from v6ray.service.settings import Settings
 from v6ray.storage import location, migrations
 from v6ray.storage.layout import without_partition_columns
 from v6ray.storage.schemas import TABLES, requests_archive_path, table_path, table_spec

@@ -53,7 +53,7 @@ from deltalake.exceptions import (
 from v6ray.backoff import backoff_delay
 from v6ray.errors import StorageError
 from v6ray.observability.hooks import writer_committed
-from v6ray.process_priority import run_at_normal_priority
+from v6ray.service.process_priority import run_at_normal_priority
 from v6ray.storage import location, migrations
 from v6ray.storage.layout import with_partition_columns
 from v6ray.storage.object_store_append import TABLE_CONFIGURATION

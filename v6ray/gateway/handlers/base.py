@@ -22,9 +22,9 @@ from v6ray.errors import GatewayUnavailable, IBRequestError
 from v6ray.gateway import ib_errors
 from v6ray.gateway.config import GatewayConfig
 from v6ray.gateway.permits import PermitGate
-from v6ray.model import IBRequest
 from v6ray.pacing.costs import Cost
 from v6ray.pacing.pacer import HistoricalCall
+from v6ray.requests.model import IBRequest
 
 T = TypeVar("T")
 # Rows of one request, one dict per row (``parsing``'s row builders). The gateway turns a

@@ -9,7 +9,7 @@ from ib_async import Contract, ContractDetails
 
 from v6ray.gateway import parsing
 from v6ray.gateway.handlers.base import HandlerContext, Rows
-from v6ray.instruments import contract_identity, default_sec_type
+from v6ray.requests.instruments import contract_identity, default_sec_type
 from v6ray.requests.types.contract_details import TABLE
 
 

@@ -1,6 +1,6 @@
 """Which IB contract a v6ray symbol means (stock/ETF, index, or future root).
 
-The choice itself is pure and shared with storage (``v6ray.instruments``); this module
+The choice itself is pure and shared with storage (``v6ray.requests.instruments``); this module
 only turns it into ib_async contract objects.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ib_async import ContFuture, Contract, Future, Index, Stock
 
-from v6ray.instruments import FUTURE_EXCHANGES, contract_identity
+from v6ray.requests.instruments import FUTURE_EXCHANGES, contract_identity
 
 __all__ = ["FUTURE_EXCHANGES", "needs_qualifying", "underlying"]
 

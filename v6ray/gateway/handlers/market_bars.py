@@ -8,13 +8,13 @@ bars, the request ends SUCCESS with 0 rows and a note (``ib_errors.NoData``), no
 
 from __future__ import annotations
 
-from v6ray import constants, instruments
+from v6ray import constants
 from v6ray.errors import IBRequestError
 from v6ray.gateway import ib_errors, parsing
 from v6ray.gateway.handlers import contracts
 from v6ray.gateway.handlers.base import HandlerContext, Rows
 from v6ray.pacing.pacer import HistoricalCall
-from v6ray.requests import durations
+from v6ray.requests import durations, instruments
 
 
 class MarketBarsHandler:

@@ -48,9 +48,9 @@ TABLE = TableSpec(
         ("volume", pa.float64()),
         ("wap", pa.float64()),
         ("bar_count", pa.int64()),
-        # Series identity (``v6ray.instruments.bar_series``): regular hours only or not, and
-        # which instrument; never null (they are merge keys). A use_rth=false load and the
-        # regular-hours bars, or ES 202512 and continuous ES, are different rows.
+        # Series identity (``v6ray.requests.instruments.bar_series``): regular hours only or
+        # not, and which instrument; never null (they are merge keys). A use_rth=false load
+        # and the regular-hours bars, or ES 202512 and continuous ES, are different rows.
         ("use_rth", pa.bool_()),
         ("sec_type", pa.string()),
         ("exchange", pa.string()),

@@ -1,6 +1,6 @@
 """``v6ray up`` / ``v6ray down``: deploy the detached actors, watch them, stop them gracefully.
 
-`up` records what it started in the state file (``v6ray.cli_state``) before deploying, so
+`up` records what it started in the state file (``v6ray.service.state``) before deploying, so
 even a half-deployed service can be taken `down`. The graceful order: the scheduler stops
 producing, the gateway stops claiming, finishes in-flight work, flushes its writers and
 disconnects, then every v6ray actor is killed, then the Ray head if `up` started it.
@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from v6ray import cluster, constants, placement
-from v6ray.cli_state import ServiceState, results_dir
-from v6ray.config import Settings
+from v6ray import constants
 from v6ray.errors import NotRunning, V6RayError
 from v6ray.monitor.deploy import dashboard_token_hint, deploy_monitor
 from v6ray.observability.logs import LogSettings, logging_config
+from v6ray.service import cluster, placement
+from v6ray.service.settings import Settings
+from v6ray.service.state import ServiceState, results_dir
 from v6ray.storage import location
 from v6ray.storage.schemas import table_path
 
@@ -256,8 +257,8 @@ def _deploy(settings: Settings, options: UpOptions, state: ServiceState, out: Te
 
 def _foreground(state: ServiceState, out: TextIO) -> int:
     """Live one-line status until Ctrl-C / SIGTERM, then the graceful stop."""
-    from v6ray import status as status_view
-    from v6ray.client import connect
+    from v6ray.cli import status as status_view
+    from v6ray.client.api import connect
 
     def on_sigterm(signum: int, frame: Any) -> None:
         raise StopRequested()

@@ -15,8 +15,9 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 
-from v6ray import cluster, constants
-from v6ray.config import Settings
+from v6ray import constants
+from v6ray.service import cluster
+from v6ray.service.settings import Settings
 from v6ray.storage import location
 
 STATE_SUBDIR = location.STATE_SUBDIR

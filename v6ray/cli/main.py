@@ -1,7 +1,7 @@
 """The ``v6ray`` command: argument parsing and error reporting.
 
 ``make_parser()`` only describes the commands; ``main()`` parses, dispatches to
-``v6ray.cli_commands`` (which imports Ray lazily, so ``v6ray --help`` and bad input answer
+``v6ray.cli.commands`` (which imports Ray lazily, so ``v6ray --help`` and bad input answer
 fast) and turns every error a user can cause into one line on stderr and a non-zero exit
 code, never a traceback. ``V6RAY_DEBUG=1`` shows the traceback of unexpected errors.
 """
@@ -9,14 +9,13 @@ code, never a traceback. ``V6RAY_DEBUG=1`` shows the traceback of unexpected err
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from v6ray.cli_types import non_negative_int, positive_float
+from v6ray.cli.arguments import non_negative_int, positive_float
 from v6ray.errors import CommandFailed, UsageError, V6RayError
 from v6ray.requests.registry import SPECS
 from v6ray.scripts import load_historical_data
@@ -219,27 +218,6 @@ def make_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- --param
 
 
-def parse_params(items: Sequence[str]) -> dict[str, Any]:
-    """``["dte=45", "use_rth=false", "bar_size=1 hour"]`` → ``{"dte": 45, ...}``.
-
-    A value is JSON when it parses as JSON (numbers, true/false, null, lists, objects),
-    otherwise it is kept as text, so ``duration=5 D`` needs no quoting of its own.
-    """
-    params: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UsageError(f"--param {item!r}: expected KEY=VALUE, e.g. --param dte=45")
-        if key in params:
-            raise UsageError(f"--param {key!r} given twice")
-        try:
-            params[key] = json.loads(raw)
-        except ValueError:
-            params[key] = raw
-    return params
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -260,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help / --version print and "exit"
         return exc.code if isinstance(exc.code, int) else EXIT_OK
 
-    from v6ray import cli_commands
+    from v6ray.cli import commands as cli_commands
 
     return _guarded(lambda: cli_commands.dispatch(args))
 
@@ -295,7 +273,7 @@ def _fail(message: str, code: int, *, usage_hint: bool = False) -> int:
 
 
 def run() -> None:
-    """Console-script entry point (``v6ray = "v6ray.cli:run"``)."""
+    """Console-script entry point (``v6ray = "v6ray.cli.main:run"``)."""
     code = main()
     if _data_root_is_object_store(sys.argv[1:]):
         # Leave without the interpreter's teardown: deltalake's object-store I/O runs on

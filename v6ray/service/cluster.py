@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from v6ray.errors import ClusterStartFailed, NotRunning
-from v6ray.ray_private import keep_loopback_as_loopback, refresh_ray_config
+from v6ray.service.ray_private import keep_loopback_as_loopback, refresh_ray_config
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""What each ``v6ray`` command does, once ``v6ray.cli`` has parsed it.
+"""What each ``v6ray`` command does, once ``v6ray.cli.main`` has parsed it.
 
 Ray, polars and Delta are imported inside the commands that need them, so a usage error or
 ``v6ray show`` never pays for starting Ray.
@@ -15,9 +15,9 @@ from dataclasses import asdict
 from typing import Any
 
 from v6ray import constants
-from v6ray.cli import parse_params
-from v6ray.config import Settings
+from v6ray.cli.arguments import parse_params
 from v6ray.errors import CommandFailed, NotRunning, UsageError
+from v6ray.service.settings import Settings
 
 
 def dispatch(args: argparse.Namespace) -> int:
@@ -39,10 +39,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _client(settings: Settings) -> Any:
     """A Client of the running service (``NotRunning`` with a hint otherwise)."""
-    from v6ray import service
+    from v6ray.service import lifecycle as service
 
     state = service.connect_service(settings)
-    from v6ray.client import connect
+    from v6ray.client.api import connect
 
     address = settings.ray_address or (state.ray_address if state else "auto")
     return connect(address)
@@ -59,8 +59,8 @@ def _quiet_python_logging() -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from v6ray import service
     from v6ray.observability.logs import LogSettings
+    from v6ray.service import lifecycle as service
 
     options = service.UpOptions(
         simulate=args.simulate, detach=args.detach, schedule=args.schedule, num_cpus=args.num_cpus,
@@ -74,7 +74,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from v6ray import service
+    from v6ray.service import lifecycle as service
 
     settings = _settings(args)
     state = service.ServiceState.load(settings.data_path)
@@ -93,7 +93,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from v6ray import service
+    from v6ray.service import lifecycle as service
 
     return service.down(_settings(args), timeout=args.timeout)
 
@@ -113,7 +113,8 @@ def _simulator_stats() -> dict[str, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from v6ray import service, status
+    from v6ray.cli import status
+    from v6ray.service import lifecycle as service
 
     settings = _settings(args)
     client = _client(settings)
@@ -144,7 +145,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from v6ray.model import Status, new_request
+    from v6ray.requests.model import Status, new_request
 
     params = parse_params(args.param)
     kwargs: dict[str, Any] = {"parameters": params}
@@ -197,7 +198,7 @@ def cmd_load_futures(args: argparse.Namespace) -> int:
 
 
 def cmd_derive_stats(args: argparse.Namespace) -> int:
-    from v6ray import service
+    from v6ray.service import lifecycle as service
 
     settings = _settings(args)
     client = _client(settings)
@@ -225,7 +226,7 @@ def _run_script(action: Callable[[], Any]) -> int:
 
 def _tables_dir(args: argparse.Namespace, settings: Settings) -> str:
     """Where the tables are: --simulated, else what `up` recorded, else a guess that says so."""
-    from v6ray import service
+    from v6ray.service import lifecycle as service
 
     base = settings.data_path
     from v6ray.storage import location

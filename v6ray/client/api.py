@@ -14,13 +14,13 @@ from typing import Any
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
-from v6ray import cluster, placement
-from v6ray.cli_state import ServiceState
-from v6ray.config import Settings
+from v6ray.client.coalescer import SubmitCoalescer
 from v6ray.constants import GATEWAY_ACTOR, NAMESPACE, QUEUE_ACTOR
 from v6ray.errors import NotRunning, RequestTimeout
-from v6ray.model import IBRequest, Priority, new_request, requests_from_submissions
-from v6ray.submit_coalescer import SubmitCoalescer
+from v6ray.requests.model import IBRequest, Priority, new_request, requests_from_submissions
+from v6ray.service import cluster, placement
+from v6ray.service.settings import Settings
+from v6ray.service.state import ServiceState
 
 # One actor-side wait lasts at most this long, so a long wait spans queue restarts.
 WAIT_CHUNK_SECONDS = 10.0
@@ -101,7 +101,7 @@ class Client:
         """Queue one request; returns its id once it is durable. ``InvalidRequest`` if bad.
 
         Thread-safe: submits made at the same time from several threads go to the queue
-        together (see ``v6ray.submit_coalescer``); each still gets its own id or error.
+        together (see ``v6ray.client.coalescer``); each still gets its own id or error.
         The submission is checked here first, so a bad one fails only its own caller and
         never reaches the shared call (the queue checks it again); what is sent holds plain
         values only, which Ray can always ship.
@@ -115,7 +115,7 @@ class Client:
     def submit_many(self, items: Sequence[dict[str, Any]]) -> list[str]:
         """Queue many requests at once, all or nothing; ids in the order of ``items``.
 
-        At most ``v6ray.model.MAX_SUBMIT_MANY`` items per call; ``InvalidRequest`` naming
+        At most ``v6ray.requests.model.MAX_SUBMIT_MANY`` items per call; ``InvalidRequest`` naming
         the first bad item (``items[3].symbol``), checked here before anything is sent.
         """
         requests = requests_from_submissions(_as_list(items))

@@ -3,7 +3,7 @@
 ``new_request`` is the single door into the queue: anything it accepts is well-formed for
 its handler, anything else raises ``InvalidRequest`` naming the field, before anything is
 queued. What each request type accepts is its spec's (``v6ray.requests.types``), the
-payload's own checks (JSON, nesting, Unicode) are ``v6ray.payload``'s.
+payload's own checks (JSON, nesting, Unicode) are ``v6ray.requests.payload``'s.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from v6ray import constants
 from v6ray.errors import InvalidRequest
 from v6ray.pacing.costs import NO_COST, Cost
-from v6ray.payload import canonical_json, field_name, parse_parameters_payload, shown
+from v6ray.requests.payload import canonical_json, field_name, parse_parameters_payload, shown
 from v6ray.requests.registry import SPECS, RequestType, spec_for
 from v6ray.storage.schemas import TABLES
 
