@@ -47,7 +47,9 @@ def ray_nodes(tmp_path_factory, s3_server):
         "V6RAY_METRICS": "0",  # metrics export is tested elsewhere; spare the 2 cores
     }
     # Workers import v6ray (and this test package, for the tasks tests define) from here.
-    repo = str(Path(v6cluster.__file__).resolve().parent.parent)
+    import v6ray
+
+    repo = str(Path(v6ray.__file__).resolve().parent.parent)
     pythonpath = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH")) if p)
     nodes = LocalRayCluster(workdir, {**os.environ, **env, "PYTHONPATH": pythonpath})
     with pytest.MonkeyPatch.context() as environ:
