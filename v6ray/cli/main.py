@@ -238,9 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help / --version print and "exit"
         return exc.code if isinstance(exc.code, int) else EXIT_OK
 
-    from v6ray.cli import commands as cli_commands
+    from v6ray.cli import commands
 
-    return _guarded(lambda: cli_commands.dispatch(args))
+    return _guarded(lambda: commands.dispatch(args))
 
 
 def _guarded(action: Any) -> int:

@@ -4,7 +4,7 @@ Ray starts its worker processes "niced" (``RAY_worker_niceness``, 15 by default)
 ordinary load on the machine preempts them. For a writer task that only costs time; for
 the one process that holds the IB connection it costs timing: its messages leave late and
 its answers are read late. The message rate itself stays safe either way (the gateway
-paces every write measured at the actual write, see ``gateway/pacing.WireRate``),
+paces every write measured at the actual write, see ``v6ray.pacing.windows.WireRate``),
 but a starved gateway wastes its budget, and a starved simulator reads a second's worth of
 messages in one gulp, which no real IB Gateway (its own process) would do.
 
