@@ -144,6 +144,20 @@ def test_a_job_on_the_scheduled_symbols_follows_every_other_enabled_job():
     assert follower.parameters["bar_size"] == "1 day"
 
 
+def test_derived_statistics_can_follow_the_scheduled_symbols_too():
+    config = config_from_mapping(
+        {
+            "scheduler": {"replace_defaults": True},
+            "jobs": [
+                {"name": "bars", "type": "market_bars", "symbols": ["SPY", "QQQ"], "at": "07:00"},
+                {"name": "stats", "type": "derive_statistics", "symbols": "scheduled",
+                 "after_close_minutes": 30},
+            ],
+        }
+    )
+    assert {j.name: j for j in config.jobs}["stats"].symbols == ("SPY", "QQQ")
+
+
 def test_a_scheduled_symbol_its_type_refuses_names_the_following_job():
     with pytest.raises(JobConfigError) as caught:
         config_from_mapping(

@@ -42,6 +42,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import time
+from functools import partial
 from typing import Any
 
 from v6ray.errors import InvalidRequest, JobConfigError
@@ -243,12 +244,8 @@ def with_scheduled_symbols(jobs: tuple[Job, ...]) -> tuple[Job, ...]:
     resolved = []
     for job in jobs:
         if job.follows_scheduled_symbols:
-
-            def fail(field_name: str, reason: str, job: Job = job) -> JobConfigError:
-                return JobConfigError(job.name, field_name, reason)
-
-            for symbol in named:
-                _request_or_fail(job.type, symbol, dict(job.parameters), fail)
+            fail = partial(JobConfigError, job.name)  # fail(field, reason), as for the others
+            _normalized_parameters(job.type, named, dict(job.parameters), fail)
             job = replace(job, symbols=tuple(named))
         resolved.append(job)
     return tuple(resolved)
