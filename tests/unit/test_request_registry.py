@@ -42,6 +42,13 @@ def test_a_spec_named_apart_from_its_module_is_refused():
         check_spec(spec_for("futures_snapshot"), "quotes")
 
 
+def test_the_import_time_check_compares_each_spec_with_its_module_name():
+    from v6ray.requests.registry import _checked
+
+    with pytest.raises(IncompleteRequestType, match="its module is named 'quotes'"):
+        _checked([("quotes", spec_for("futures_snapshot"))])
+
+
 def test_a_default_that_fails_its_own_rule_is_refused():
     spec = spec_for("option_chain")
     broken = replace(spec, rules={**spec.rules, "strikes": Rule(integer(1, 5), default=10)})

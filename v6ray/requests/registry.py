@@ -31,15 +31,16 @@ _RESERVED_TABLES = frozenset(
 HANDLERS_DIR = Path(__file__).resolve().parent.parent / "gateway" / "handlers"
 
 
-def _discover() -> list[RequestSpec]:
-    specs = []
+def _discover() -> list[tuple[str, RequestSpec]]:
+    """(module name, its ``SPEC``) of every module in ``v6ray.requests.types``, by name."""
+    found = []
     for info in sorted(pkgutil.iter_modules(_types_package.__path__), key=lambda i: i.name):
         module = importlib.import_module(f"{_types_package.__name__}.{info.name}")
         spec = getattr(module, "SPEC", None)
         if not isinstance(spec, RequestSpec):
             raise IncompleteRequestType(info.name, f"{module.__name__} defines no SPEC")
-        specs.append(spec)
-    return specs
+        found.append((info.name, spec))
+    return found
 
 
 def check_spec(spec: RequestSpec, module_name: str | None = None) -> None:
@@ -74,16 +75,17 @@ def _passes(rule: Rule, value: Any) -> bool:
         return False
 
 
-def _checked(specs: list[RequestSpec]) -> list[RequestSpec]:
+def _checked(found: list[tuple[str, RequestSpec]]) -> list[RequestSpec]:
+    """The specs, each checked against the name of the module that defines it."""
     tables: dict[str, str] = {}
-    for spec in specs:
-        check_spec(spec)
+    for module_name, spec in found:
+        check_spec(spec, module_name)
         if spec.result_table in tables:
             raise IncompleteRequestType(
                 spec.name, f"table {spec.result_table!r} is also {tables[spec.result_table]}'s"
             )
         tables[spec.result_table] = spec.name
-    return specs
+    return [spec for _, spec in found]
 
 
 _SPECS = _checked(_discover())
