@@ -114,9 +114,8 @@ class Supervisor:
         policy: RestartPolicy | None = None,
     ) -> asyncio.Task[None]:
         """``start``, unless task ``name`` runs already (cheap: callable on every request)."""
-        task = self._tasks.get(name)
-        if task is not None and not task.done():
-            return task
+        if self.running(name):
+            return self._tasks[name]
         return self.start(name, run, policy=policy)
 
     def running(self, name: str) -> bool:
